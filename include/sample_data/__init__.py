@@ -1,0 +1,1 @@
+"""Sample tuning datasets shipped with the project, and the generator that makes them."""

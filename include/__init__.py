@@ -1,0 +1,1 @@
+"""Non-Airflow code: the local Vertex service, the tuning engine, sample data."""

@@ -20,10 +20,8 @@ from pathlib import Path
 
 LABELS = ("billing", "shipping", "technical", "account", "returns")
 
-CLASSIFICATION_INSTRUCTION = (
-    "Route the customer support ticket. Answer with one word: billing, shipping, technical, "
-    "account or returns."
-)
+# Short on purpose: every token of every example costs training time on a CPU.
+CLASSIFICATION_INSTRUCTION = "Route the ticket: billing, shipping, technical, account or returns."
 
 PRODUCTS = (
     "wireless earbuds", "standing desk", "coffee grinder", "yoga mat", "smart thermostat",
@@ -200,7 +198,7 @@ def generate(out: Path, seed: int = 7) -> dict[str, int]:
     rng = random.Random(seed)
     seen: set[str] = set()
     files = {
-        "classification/train.jsonl": classification(rng, 600, seen),
+        "classification/train.jsonl": classification(rng, 520, seen),
         "classification/validation.jsonl": classification(rng, 100, seen),
         "classification/heldout.jsonl": classification(rng, 100, seen),
         "summarization/train.jsonl": summarization(rng, 120),

@@ -1,0 +1,399 @@
+"""
+Hooks that own a google-genai client in Vertex mode for supervised tuning jobs.
+
+One connection (``gemini_tuning_default``, conn_type ``google_cloud_platform``) decides the
+backend: Vertex AI with the Google provider's usual credentials, or the project's local Vertex
+service when the connection carries a ``base_url`` extra and a static token (connection password
+or extra ``static_token``). Only this module knows the difference; operators and triggers call
+the same methods for both.
+
+google-genai and google-cloud-aiplatform are heavy: they are imported inside methods only, so
+DAG files and the triggerer import this module cheaply.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from asgiref.sync import sync_to_async
+
+from airflow.providers.google.common.hooks.base_google import GoogleBaseAsyncHook, GoogleBaseHook
+
+if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
+    from google.genai import Client
+    from google.genai.types import GenerateContentResponse, TuningJob
+
+DEFAULT_CONN_ID = "gemini_tuning_default"
+DEFAULT_LOCATION = "us-central1"
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 300
+
+# The six series a supervised tuning job reports (Vertex's names, also served by the local service).
+TRAIN_METRICS = (
+    "/train_total_loss",
+    "/train_fraction_of_correct_next_step_preds",
+    "/train_num_predictions",
+)
+EVAL_METRICS = (
+    "/eval_total_loss",
+    "/eval_fraction_of_correct_next_step_preds",
+    "/eval_num_predictions",
+)
+TUNING_METRICS = TRAIN_METRICS + EVAL_METRICS
+
+# Vertex's job states that end a job; the others (QUEUED, PENDING, RUNNING, CANCELLING) are in flight.
+SUCCEEDED = "JOB_STATE_SUCCEEDED"
+ENDED_UNSUCCESSFULLY = frozenset({"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"})
+ENDED = ENDED_UNSUCCESSFULLY | {SUCCEEDED}
+
+_LABEL_VALUE_INVALID = re.compile(r"[^a-z0-9_-]")
+
+
+def job_state(job: TuningJob | dict) -> str:
+    """The job's state as Vertex spells it (``JOB_STATE_...``), from a TuningJob or its dict."""
+    state = job.get("state") if isinstance(job, dict) else job.state
+    return str(getattr(state, "value", state) or "JOB_STATE_UNSPECIFIED")
+
+
+def failure_message(job: TuningJob) -> str:
+    """Why a job ended without success, in the job's own words."""
+    reason = job.error.message if job.error and job.error.message else "no error message"
+    return f"Tuning job {job.name} ended {job_state(job)}: {reason}"
+
+
+def job_to_dict(job: TuningJob) -> dict[str, Any]:
+    """The TuningJob resource as Vertex's camelCase JSON, ready for XCom or an archive."""
+    return job.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"sdk_http_response"})
+
+
+def label_value(text: str) -> str:
+    """Make ``text`` a valid Vertex label value: lowercase letters, digits, ``_`` and ``-``, at most 63."""
+    return _LABEL_VALUE_INVALID.sub("-", text.lower())[:63]
+
+
+def is_transient_error(error: BaseException) -> bool:
+    """True for errors worth retrying: server errors (5xx), throttling (429), time-outs, dropped connections."""
+    import aiohttp
+    import httpx
+
+    if isinstance(error, (TimeoutError, httpx.TransportError, aiohttp.ClientError)):
+        return True
+    from google.genai.errors import APIError
+
+    return isinstance(error, APIError) and (error.code >= 500 or error.code == 429)
+
+
+class GenAITuningHook(GoogleBaseHook):
+    """
+    Create, read, list and cancel supervised tuning jobs, and call the tuned model, with google-genai.
+
+    :param gcp_conn_id: The connection to use; see the module docstring for its two shapes.
+    :param impersonation_chain: Optional service account to impersonate (Vertex only).
+    :param project_id: Overrides the connection's ``project`` extra.
+    :param location: Overrides the connection's ``location`` extra (default ``us-central1``).
+    """
+
+    default_conn_name = DEFAULT_CONN_ID
+    hook_name = "Gemini tuning (Vertex AI or local service)"
+
+    def __init__(
+        self,
+        gcp_conn_id: str = DEFAULT_CONN_ID,
+        impersonation_chain: str | Sequence[str] | None = None,
+        project_id: str | None = None,
+        location: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(gcp_conn_id=gcp_conn_id, impersonation_chain=impersonation_chain, **kwargs)
+        self._project_id_override = project_id
+        self._location_override = location
+
+    # -- connection ---------------------------------------------------------------------------
+
+    @cached_property
+    def base_url(self) -> str | None:
+        """The local service's root URL, or None for Vertex AI's own endpoints."""
+        url = self._get_field("base_url")
+        return url.rstrip("/") if url else None
+
+    @cached_property
+    def static_token(self) -> str | None:
+        """A fixed bearer token (local service), from extra ``static_token`` or the password."""
+        return self._get_field("static_token") or self.get_connection(self.gcp_conn_id).password or None
+
+    @cached_property
+    def location(self) -> str:
+        return self._location_override or self._get_field("location") or DEFAULT_LOCATION
+
+    @property
+    def project_id(self) -> str:
+        return self._project_id_override or super().project_id
+
+    def get_credentials_and_project_id(self) -> tuple[Credentials, str | None]:
+        """A static bearer token when the connection has one, else the provider's usual credentials."""
+        if not self.static_token:
+            return super().get_credentials_and_project_id()
+        from google.oauth2.credentials import Credentials as BearerCredentials
+
+        return BearerCredentials(token=self.static_token), self._get_field("project")
+
+    @cached_property
+    def request_timeout_seconds(self) -> float:
+        return float(self._get_field("timeout") or DEFAULT_REQUEST_TIMEOUT_SECONDS)
+
+    def get_genai_client(self) -> Client:
+        """
+        A google-genai client in Vertex mode with retries turned off.
+
+        Callers own retries: a silently retried create could start a second job, and the trigger
+        retries polls with its own bounded back-off.
+        """
+        from google import genai
+        from google.genai.types import HttpOptions, HttpRetryOptions
+
+        credentials, project_id = self.get_credentials_and_project_id()
+        return genai.Client(
+            vertexai=True,
+            project=self._project_id_override or project_id,
+            location=self.location,
+            credentials=credentials,
+            http_options=HttpOptions(
+                base_url=self.base_url,
+                api_version="v1",
+                timeout=int(self.request_timeout_seconds * 1000),
+                retry_options=HttpRetryOptions(attempts=1),
+            ),
+        )
+
+    @cached_property
+    def client(self) -> Client:
+        return self.get_genai_client()
+
+    # -- names and links ----------------------------------------------------------------------
+
+    def qualify_job_name(self, job: str) -> str:
+        """Accept a job id or a full resource name; return ``projects/P/locations/L/tuningJobs/ID``."""
+        if job.startswith("projects/"):
+            return job
+        return f"projects/{self.project_id}/locations/{self.location}/tuningJobs/{job}"
+
+    def job_url(self, job_name: str) -> str:
+        """Where a person looks at the job: the Vertex console page, or the local service's resource URL."""
+        if self.base_url:
+            return f"{self.base_url}/v1/{job_name}"
+        parts = job_name.split("/")  # projects/P/locations/L/tuningJobs/ID
+        project, location, job_id = parts[1], parts[3], parts[5]
+        return (
+            "https://console.cloud.google.com/vertex-ai/generative/language/locations/"
+            f"{location}/tuning/tuningJob/{job_id}?project={quote(project)}"
+        )
+
+    # -- tuning jobs ----------------------------------------------------------------------------
+
+    def create_tuning_job(
+        self,
+        *,
+        base_model: str,
+        training_dataset_uri: str,
+        validation_dataset_uri: str | None = None,
+        tuned_model_display_name: str | None = None,
+        description: str | None = None,
+        epoch_count: int | None = None,
+        adapter_size: str | None = None,
+        learning_rate_multiplier: float | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> TuningJob:
+        """Start a supervised tuning job; hyperparameters left as None get the service's recommendation."""
+        from google.genai.types import CreateTuningJobConfig, TuningDataset
+
+        config = CreateTuningJobConfig(
+            validation_dataset_uri=validation_dataset_uri,
+            tuned_model_display_name=tuned_model_display_name,
+            description=description,
+            epoch_count=epoch_count,
+            adapter_size=adapter_size,
+            learning_rate_multiplier=learning_rate_multiplier,
+            labels=labels,
+        )
+        return self.client.tunings.tune(
+            base_model=base_model,
+            training_dataset=TuningDataset(gcs_uri=training_dataset_uri),
+            config=config,
+        )
+
+    def get_tuning_job(self, name: str) -> TuningJob:
+        return self.client.tunings.get(name=self.qualify_job_name(name))
+
+    def list_tuning_jobs(self, *, filter: str | None = None, page_size: int | None = None) -> list[TuningJob]:
+        """Every job matching the standard list ``filter`` (AIP-160, e.g. ``labels.team="ml"``), all pages."""
+        from google.genai.types import ListTuningJobsConfig
+
+        return list(self.client.tunings.list(config=ListTuningJobsConfig(filter=filter, page_size=page_size)))
+
+    def find_tuning_jobs_by_labels(self, labels: dict[str, str]) -> list[TuningJob]:
+        """
+        Jobs carrying all of ``labels``, newest first.
+
+        The server-side filter keeps the listing short; the labels are checked again here so a
+        server that ignores part of the filter cannot make us adopt someone else's job.
+        """
+        label_filter = " AND ".join(f'labels.{key}="{value}"' for key, value in sorted(labels.items()))
+        jobs = [
+            job
+            for job in self.list_tuning_jobs(filter=label_filter)
+            if all((job.labels or {}).get(key) == value for key, value in labels.items())
+        ]
+        return sorted(jobs, key=lambda job: job.create_time.timestamp() if job.create_time else 0.0, reverse=True)
+
+    def cancel_tuning_job(self, name: str) -> None:
+        self.client.tunings.cancel(name=self.qualify_job_name(name))
+
+    # -- the tuned model --------------------------------------------------------------------------
+
+    def generate_content(
+        self,
+        *,
+        model: str,
+        contents: list[dict[str, Any]] | str,
+        system_instruction: str | None = None,
+        generation_config: dict[str, Any] | None = None,
+    ) -> GenerateContentResponse:
+        """
+        Call ``generateContent`` on a tuned model's endpoint (``projects/.../endpoints/ID``) or a base model.
+
+        ``generation_config`` takes Vertex's camelCase keys (temperature, topP, topK, maxOutputTokens, ...).
+        """
+        from google.genai.types import GenerateContentConfig
+
+        config = GenerateContentConfig.model_validate(
+            {**(generation_config or {}), "system_instruction": system_instruction}
+        )
+        return self.client.models.generate_content(model=model, contents=contents, config=config)
+
+    # -- metrics ---------------------------------------------------------------------------------
+
+    def read_metric_series(self, job: TuningJob) -> list[dict[str, Any]]:
+        """
+        The job's six tuning series as tidy rows ``{metric, step, value, wall_time}``.
+
+        Local service: its TensorBoard-style time-series read. Vertex AI: the job's experiment,
+        read through google-cloud-aiplatform.
+        """
+        if not job.experiment:
+            return []
+        if self.base_url:
+            return self._read_local_series(job.experiment)
+        return self._read_vertex_experiment(job.experiment)
+
+    def local_series_request(self, experiment: str) -> dict[str, Any]:
+        """The HTTP request (url, params, headers) that reads the local service's tuning series."""
+        return {
+            "url": f"{self.base_url}/v1/{experiment}/runs/train/timeSeries:batchRead",
+            "params": [("timeSeries", metric) for metric in TUNING_METRICS],
+            "headers": {"Authorization": f"Bearer {self.static_token}"} if self.static_token else {},
+        }
+
+    def _read_local_series(self, experiment: str) -> list[dict[str, Any]]:
+        import httpx
+
+        response = httpx.get(**self.local_series_request(experiment), timeout=self.request_timeout_seconds)
+        response.raise_for_status()
+        return series_rows_from_batch_read(response.json())
+
+    def _read_vertex_experiment(self, experiment: str) -> list[dict[str, Any]]:
+        """Read every run of the Vertex experiment the tuning job logged to, as tidy rows."""
+        from google.cloud import aiplatform
+
+        credentials, project_id = self.get_credentials_and_project_id()
+        experiment_id = experiment.rstrip("/").split("/")[-1]
+        runs = aiplatform.ExperimentRun.list(
+            experiment=experiment_id,
+            project=self._project_id_override or project_id,
+            location=self.location,
+            credentials=credentials,
+        )
+        rows: list[dict[str, Any]] = []
+        for run in runs:
+            frame = run.get_time_series_data_frame()
+            for metric in TUNING_METRICS:
+                if metric not in frame.columns:
+                    continue
+                for record in frame[["step", "wall_time", metric]].dropna(subset=[metric]).itertuples(index=False):
+                    rows.append(
+                        {
+                            "metric": metric,
+                            "step": int(record[0]),
+                            "value": float(record[2]),
+                            "wall_time": record[1].isoformat() if hasattr(record[1], "isoformat") else record[1],
+                        }
+                    )
+        return rows
+
+
+def series_rows_from_batch_read(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """
+    Turn a TensorBoard ``batchRead`` answer into tidy rows.
+
+    Shape (Vertex's BatchReadTensorboardTimeSeriesDataResponse): ``{"timeSeriesData": [
+    {"tensorboardTimeSeriesId": "/train_total_loss", "values": [{"step": "1",
+    "wallTime": "...", "scalar": {"value": 2.3}}]}]}``.
+    """
+    rows = []
+    for series in body.get("timeSeriesData", []):
+        metric = series["tensorboardTimeSeriesId"]
+        for point in series.get("values", []):
+            rows.append(
+                {
+                    "metric": metric,
+                    "step": int(point["step"]),
+                    "value": float(point["scalar"]["value"]),
+                    "wall_time": point.get("wallTime"),
+                }
+            )
+    return rows
+
+
+class GenAITuningAsyncHook(GoogleBaseAsyncHook):
+    """The async path for triggers: the same connection and client, through google-genai's ``client.aio``."""
+
+    sync_hook_class = GenAITuningHook
+
+    def __init__(self, gcp_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
+        super().__init__(gcp_conn_id=gcp_conn_id, **kwargs)
+
+    async def _client(self) -> Any:
+        hook = await self.get_sync_hook()
+        return hook, await sync_to_async(lambda: hook.client.aio)()
+
+    async def get_tuning_job(self, name: str) -> TuningJob:
+        hook, client = await self._client()
+        return await client.tunings.get(name=hook.qualify_job_name(name))
+
+    async def cancel_tuning_job(self, name: str) -> None:
+        hook, client = await self._client()
+        await client.tunings.cancel(name=hook.qualify_job_name(name))
+
+    async def latest_metrics(self, job: TuningJob) -> dict[str, dict[str, Any]] | None:
+        """
+        Each series' last point (``{metric: {step, value, wall_time}}``) for progress logs, or None.
+
+        Only the local service's series are read here: Vertex's experiment API is synchronous and
+        heavy, so a Vertex job's progress is logged by its state alone.
+        """
+        hook = await self.get_sync_hook()
+        if not (hook.base_url and job.experiment):
+            return None
+        import httpx
+
+        async with httpx.AsyncClient(timeout=hook.request_timeout_seconds) as http:
+            response = await http.get(**hook.local_series_request(job.experiment))
+        response.raise_for_status()
+        latest: dict[str, dict[str, Any]] = {}
+        for row in series_rows_from_batch_read(response.json()):
+            if row["step"] >= latest.get(row["metric"], {}).get("step", -1):
+                latest[row["metric"]] = row
+        return latest or None

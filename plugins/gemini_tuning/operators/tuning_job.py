@@ -1,0 +1,225 @@
+"""Operators for the tuning job calls of the original document: create, get, list, cancel."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from gemini_tuning.hooks.tuning import ENDED, ENDED_UNSUCCESSFULLY, job_state, job_to_dict, label_value
+from gemini_tuning.links.tuning_job import TuningJobLink
+from gemini_tuning.operators.base import GenAITuningBaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+ADAPTER_SIZES = {
+    1: "ADAPTER_SIZE_ONE",
+    2: "ADAPTER_SIZE_TWO",
+    4: "ADAPTER_SIZE_FOUR",
+    8: "ADAPTER_SIZE_EIGHT",
+    16: "ADAPTER_SIZE_SIXTEEN",
+    32: "ADAPTER_SIZE_THIRTY_TWO",
+}
+
+
+def run_labels(context: Context) -> dict[str, str]:
+    """
+    Labels naming the task instance that creates a job, the same on every try.
+
+    The run id is hashed (with the DAG id) because label values are short and restricted to
+    ``[a-z0-9_-]``; the DAG and task ids are kept readable for people browsing jobs.
+    """
+    ti = context["ti"]
+    task = ti.task_id if ti.map_index < 0 else f"{ti.task_id}-{ti.map_index}"
+    run_hash = hashlib.sha256(f"{ti.dag_id}\n{ti.run_id}".encode()).hexdigest()[:20]
+    return {
+        "airflow_dag_id": label_value(ti.dag_id),
+        "airflow_run_hash": run_hash,
+        "airflow_task_id": label_value(task),
+    }
+
+
+def _optional(value: Any, convert: type, field: str) -> Any:
+    """Convert a templated hyperparameter (often a string after rendering); None and "" mean unset."""
+    if value is None or value == "":
+        return None
+    try:
+        return convert(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{field} must be {convert.__name__}, got {value!r}") from None
+
+
+def adapter_size_name(value: Any) -> str | None:
+    """Accept ``4``, ``"4"`` or ``"ADAPTER_SIZE_FOUR"``; return Vertex's enum name."""
+    if value is None or value == "":
+        return None
+    if str(value).upper() in ADAPTER_SIZES.values():
+        return str(value).upper()
+    size = _optional(value, int, "adapter_size")
+    if size not in ADAPTER_SIZES:
+        raise ValueError(f"adapter_size must be one of {sorted(ADAPTER_SIZES)} or their ADAPTER_SIZE_* names, got {value!r}")
+    return ADAPTER_SIZES[size]
+
+
+class CreateTuningJobOperator(GenAITuningBaseOperator):
+    """
+    Start a supervised tuning job, or adopt the one this task instance already started.
+
+    The job carries labels naming the DAG, the run and the task (not the try), so a retried task
+    lists jobs with those labels and reuses one that is queued, running or succeeded instead of
+    paying for a second job. Pushes ``tuning_job_name`` and the link to the job; returns the job.
+
+    :param base_model: Model to tune, e.g. ``gemini-2.0-flash-001``. (templated)
+    :param training_dataset_uri: Cloud Storage URI of the training JSONL. (templated)
+    :param validation_dataset_uri: Optional Cloud Storage URI of the validation JSONL. (templated)
+    :param tuned_model_display_name: Optional display name of the tuned model. (templated)
+    :param description: Optional description of the job. (templated)
+    :param epoch_count: Optional number of epochs; unset uses the service's recommendation. (templated)
+    :param adapter_size: Optional LoRA adapter size, 1-32 or ``ADAPTER_SIZE_*``; unset is recommended. (templated)
+    :param learning_rate_multiplier: Optional multiplier of the recommended learning rate. (templated)
+    :param labels: Optional extra labels for the job. (templated)
+    :param reuse_existing_job: Adopt a live or succeeded job of this task instance instead of creating one.
+    """
+
+    template_fields: Sequence[str] = (
+        *GenAITuningBaseOperator.connection_fields,
+        "base_model",
+        "training_dataset_uri",
+        "validation_dataset_uri",
+        "tuned_model_display_name",
+        "description",
+        "epoch_count",
+        "adapter_size",
+        "learning_rate_multiplier",
+        "labels",
+    )
+    operator_extra_links = (TuningJobLink(),)
+
+    def __init__(
+        self,
+        *,
+        base_model: str,
+        training_dataset_uri: str,
+        validation_dataset_uri: str | None = None,
+        tuned_model_display_name: str | None = None,
+        description: str | None = None,
+        epoch_count: int | str | None = None,
+        adapter_size: int | str | None = None,
+        learning_rate_multiplier: float | str | None = None,
+        labels: dict[str, str] | None = None,
+        reuse_existing_job: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.base_model = base_model
+        self.training_dataset_uri = training_dataset_uri
+        self.validation_dataset_uri = validation_dataset_uri
+        self.tuned_model_display_name = tuned_model_display_name
+        self.description = description
+        self.epoch_count = epoch_count
+        self.adapter_size = adapter_size
+        self.learning_rate_multiplier = learning_rate_multiplier
+        self.labels = labels
+        self.reuse_existing_job = reuse_existing_job
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        own_labels = run_labels(context)
+        job = self._job_already_started(own_labels) if self.reuse_existing_job else None
+        if job is None:
+            job = self.hook.create_tuning_job(
+                base_model=self.base_model,
+                training_dataset_uri=self.training_dataset_uri,
+                validation_dataset_uri=self.validation_dataset_uri or None,
+                tuned_model_display_name=self.tuned_model_display_name or None,
+                description=self.description or None,
+                epoch_count=_optional(self.epoch_count, int, "epoch_count"),
+                adapter_size=adapter_size_name(self.adapter_size),
+                learning_rate_multiplier=_optional(self.learning_rate_multiplier, float, "learning_rate_multiplier"),
+                labels={**(self.labels or {}), **own_labels},
+            )
+            self.log.info("Created tuning job %s (%s)", job.name, job_state(job))
+        url = self.hook.job_url(job.name)
+        self.log.info("Tuning job: %s", url)
+        context["ti"].xcom_push(key="tuning_job_name", value=job.name)
+        TuningJobLink.persist(context, url)
+        return job_to_dict(job)
+
+    def _job_already_started(self, own_labels: dict[str, str]) -> Any:
+        for job in self.hook.find_tuning_jobs_by_labels(own_labels):
+            state = job_state(job)
+            if state not in ENDED_UNSUCCESSFULLY and state != "JOB_STATE_CANCELLING":
+                self.log.info("Reusing tuning job %s (%s) started by an earlier try", job.name, state)
+                return job
+            self.log.info("Not reusing tuning job %s: it ended %s", job.name, state)
+        return None
+
+
+class GetTuningJobOperator(GenAITuningBaseOperator):
+    """
+    Read one tuning job; returns its resource (camelCase JSON).
+
+    :param job_name: Job id or full resource name ``projects/P/locations/L/tuningJobs/ID``. (templated)
+    """
+
+    template_fields: Sequence[str] = (*GenAITuningBaseOperator.connection_fields, "job_name")
+    operator_extra_links = (TuningJobLink(),)
+
+    def __init__(self, *, job_name: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job_name = job_name
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        job = self.hook.get_tuning_job(self.job_name)
+        self.log.info("Tuning job %s: %s", job.name, job_state(job))
+        TuningJobLink.persist(context, self.hook.job_url(job.name))
+        return job_to_dict(job)
+
+
+class ListTuningJobsOperator(GenAITuningBaseOperator):
+    """
+    List the tuning jobs of the project and location; returns their resources.
+
+    :param filter: Optional standard list filter, e.g. ``labels.airflow_dag_id="gemini_tuning"``. (templated)
+    :param page_size: Optional page size of each list call (all pages are read).
+    """
+
+    template_fields: Sequence[str] = (*GenAITuningBaseOperator.connection_fields, "filter")
+
+    def __init__(self, *, filter: str | None = None, page_size: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.filter = filter
+        self.page_size = page_size
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        jobs = self.hook.list_tuning_jobs(filter=self.filter or None, page_size=self.page_size)
+        for job in jobs:
+            self.log.info("%s  %s  %s", job.name, job_state(job), job.tuned_model_display_name or "")
+        self.log.info("%d tuning job(s)", len(jobs))
+        return [job_to_dict(job) for job in jobs]
+
+
+class CancelTuningJobOperator(GenAITuningBaseOperator):
+    """
+    Cancel a tuning job; a job that already ended is left as it is. Returns the job after the call.
+
+    :param job_name: Job id or full resource name. (templated)
+    """
+
+    template_fields: Sequence[str] = (*GenAITuningBaseOperator.connection_fields, "job_name")
+    operator_extra_links = (TuningJobLink(),)
+
+    def __init__(self, *, job_name: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job_name = job_name
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        job = self.hook.get_tuning_job(self.job_name)
+        TuningJobLink.persist(context, self.hook.job_url(job.name))
+        if job_state(job) in ENDED:
+            self.log.info("Tuning job %s already ended %s: nothing to cancel", job.name, job_state(job))
+            return job_to_dict(job)
+        self.hook.cancel_tuning_job(job.name)
+        job = self.hook.get_tuning_job(job.name)
+        self.log.info("Cancel requested for tuning job %s, now %s", job.name, job_state(job))
+        return job_to_dict(job)

@@ -1,0 +1,215 @@
+"""
+Trigger that waits for a supervised tuning job in the triggerer, so no worker slot is held.
+
+It lives in plugins/ because the triggerer imports plugins/ but not the dags folder, and it
+imports light: google-genai is only loaded by the hook once the trigger runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+from gemini_tuning.hooks.tuning import (
+    DEFAULT_CONN_ID,
+    ENDED_UNSUCCESSFULLY,
+    SUCCEEDED,
+    GenAITuningAsyncHook,
+    failure_message,
+    is_transient_error,
+    job_state,
+    job_to_dict,
+)
+
+
+class TuningJobTrigger(BaseTrigger):
+    """
+    Poll a tuning job with back-off until it ends, then yield exactly one event.
+
+    Events: ``{"status": "success", "job_name", "job", "message"}`` when the job succeeded;
+    ``{"status": "error", "job_name", "job_state", "message"}`` with the job's own error message
+    when it failed, was cancelled or expired (or could not be read); ``{"status": "timeout", ...}``
+    when ``deadline`` passed first (the job is cancelled then if ``cancel_on_timeout``).
+
+    :param job_name: Full resource name of the tuning job.
+    :param conn_id: Connection to the tuning service.
+    :param impersonation_chain: Optional service account to impersonate (Vertex only).
+    :param project_id: Overrides the connection's project.
+    :param location: Overrides the connection's location.
+    :param poll_interval: Seconds before the first re-poll.
+    :param max_poll_interval: Longest wait between polls, reached by multiplying by ``backoff_factor``.
+    :param backoff_factor: Growth of the wait after each poll (and each transient error).
+    :param max_transient_errors: Consecutive retriable errors (5xx, 429, time-outs) tolerated before failing.
+    :param deadline: Unix time after which the wait gives up; None waits as long as the job runs.
+    :param cancel_on_timeout: Cancel the job when the deadline passes.
+    :param cancel_on_kill: Cancel the job when a user kills the deferred task (mark failed, clear, ...).
+    """
+
+    def __init__(
+        self,
+        *,
+        job_name: str,
+        conn_id: str = DEFAULT_CONN_ID,
+        impersonation_chain: str | Sequence[str] | None = None,
+        project_id: str | None = None,
+        location: str | None = None,
+        poll_interval: float = 10.0,
+        max_poll_interval: float = 300.0,
+        backoff_factor: float = 1.5,
+        max_transient_errors: int = 5,
+        deadline: float | None = None,
+        cancel_on_timeout: bool = True,
+        cancel_on_kill: bool = True,
+    ) -> None:
+        super().__init__()
+        self.job_name = job_name
+        self.conn_id = conn_id
+        self.impersonation_chain = impersonation_chain
+        self.project_id = project_id
+        self.location = location
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max_poll_interval
+        self.backoff_factor = backoff_factor
+        self.max_transient_errors = max_transient_errors
+        self.deadline = deadline
+        self.cancel_on_timeout = cancel_on_timeout
+        self.cancel_on_kill = cancel_on_kill
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_name": self.job_name,
+                "conn_id": self.conn_id,
+                "impersonation_chain": self.impersonation_chain,
+                "project_id": self.project_id,
+                "location": self.location,
+                "poll_interval": self.poll_interval,
+                "max_poll_interval": self.max_poll_interval,
+                "backoff_factor": self.backoff_factor,
+                "max_transient_errors": self.max_transient_errors,
+                "deadline": self.deadline,
+                "cancel_on_timeout": self.cancel_on_timeout,
+                "cancel_on_kill": self.cancel_on_kill,
+            },
+        )
+
+    def _get_async_hook(self) -> GenAITuningAsyncHook:
+        return GenAITuningAsyncHook(
+            gcp_conn_id=self.conn_id,
+            impersonation_chain=self.impersonation_chain,
+            project_id=self.project_id,
+            location=self.location,
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = self._get_async_hook()
+        delay = self.poll_interval
+        transient_errors = 0
+        try:
+            while True:
+                try:
+                    job = await hook.get_tuning_job(self.job_name)
+                except Exception as error:
+                    if not is_transient_error(error) or transient_errors >= self.max_transient_errors:
+                        self.log.exception("Could not read tuning job %s", self.job_name)
+                        yield self._event("error", f"Could not read tuning job {self.job_name}: {error}")
+                        return
+                    transient_errors += 1
+                    self.log.warning(
+                        "Transient error %d/%d reading tuning job %s, retrying in %.0f s: %s",
+                        transient_errors,
+                        self.max_transient_errors,
+                        self.job_name,
+                        delay,
+                        error,
+                    )
+                else:
+                    transient_errors = 0
+                    state = job_state(job)
+                    await self._log_progress(hook, job, state)
+                    if state == SUCCEEDED:
+                        yield self._event("success", f"Tuning job {self.job_name} succeeded.", job=job_to_dict(job))
+                        return
+                    if state in ENDED_UNSUCCESSFULLY:
+                        yield self._event("error", failure_message(job), job_state=state)
+                        return
+                if self.deadline is not None and time.time() >= self.deadline:
+                    yield await self._give_up(hook)
+                    return
+                await asyncio.sleep(self._until_deadline(delay))
+                delay = min(delay * self.backoff_factor, self.max_poll_interval)
+        except asyncio.CancelledError:
+            # The triggerer cancels us both when it shuts down (the job must keep running: another
+            # triggerer resumes the wait) and when a user stops the task; only the latter is
+            # followed by on_kill(), which cancels the job after checking the task's state.
+            self.log.info("Stopped waiting for tuning job %s", self.job_name)
+            raise
+
+    async def on_kill(self) -> None:
+        """Cancel the job when a user stops the deferred task, never when only the triggerer stops."""
+        if not self.cancel_on_kill:
+            return
+        if not await self._task_is_being_stopped():
+            self.log.info("Task %s is still deferred: leaving tuning job %s running", self.task_instance, self.job_name)
+            return
+        self.log.info("Task was stopped: cancelling tuning job %s", self.job_name)
+        await self._get_async_hook().cancel_tuning_job(self.job_name)
+
+    async def _task_is_being_stopped(self) -> bool:
+        """
+        Whether the task instance left the deferred state (mark failed / success, clear).
+
+        Airflow calls on_kill only for such user actions; the state check is a second guard, as in
+        BigQueryInsertJobTrigger. Where the state cannot be read, the triggerer's word stands.
+        """
+        ti = self.task_instance
+        if ti is None:
+            return True
+        from asgiref.sync import sync_to_async
+
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+        from airflow.sdk import TaskInstanceState
+
+        try:
+            states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+                dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
+            )
+            state = states[ti.run_id][ti.task_id]
+        except Exception:
+            self.log.warning("Could not read the state of %s; trusting the kill request", ti, exc_info=True)
+            return True
+        return state != TaskInstanceState.DEFERRED
+
+    async def _give_up(self, hook: GenAITuningAsyncHook) -> TriggerEvent:
+        message = f"Gave up waiting for tuning job {self.job_name}: the sensor's timeout passed"
+        if self.cancel_on_timeout:
+            await hook.cancel_tuning_job(self.job_name)
+            message += "; the job was cancelled."
+        else:
+            message += "; the job keeps running."
+        return self._event("timeout", message)
+
+    def _until_deadline(self, delay: float) -> float:
+        if self.deadline is None:
+            return delay
+        return max(0.0, min(delay, self.deadline - time.time()))
+
+    async def _log_progress(self, hook: GenAITuningAsyncHook, job: Any, state: str) -> None:
+        try:
+            latest = await hook.latest_metrics(job)
+        except Exception as error:  # progress is nice to have: never fail the wait for it
+            self.log.debug("Could not read metrics of %s: %s", self.job_name, error)
+            latest = None
+        progress = ""
+        if latest and (train := latest.get("/train_total_loss")):
+            progress = f", step {train['step']}, train loss {train['value']:.4f}"
+            if evaluation := latest.get("/eval_total_loss"):
+                progress += f", eval loss {evaluation['value']:.4f}"
+        self.log.info("Tuning job %s: %s%s", self.job_name, state, progress)
+
+    def _event(self, status: str, message: str, **payload: Any) -> TriggerEvent:
+        return TriggerEvent({"status": status, "job_name": self.job_name, "message": message, **payload})

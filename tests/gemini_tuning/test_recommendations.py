@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import pytest
+
+from gemini_tuning.recommendations import minimum_examples, recommend
+
+
+@pytest.mark.parametrize(
+    ("task_type", "minimum"),
+    [("classification", 500), ("summarization", 1000), ("extractive_qa", 500), ("chat", 1000)],
+)
+def test_minimums_follow_the_guide(task_type, minimum):
+    assert minimum_examples(task_type) == minimum
+
+
+def test_classification_with_many_classes_needs_more_data():
+    assert minimum_examples("classification", class_count=5) == 500
+    assert minimum_examples("classification", class_count=12) == 1200
+    rec = recommend("classification", 800, class_count=12)
+    assert not rec.enough_data and not rec.proceed
+    assert "12 classes" in rec.reasons[0]
+
+
+def test_small_dataset_stops_unless_allowed():
+    stopped = recommend("chat", 80)
+    assert not stopped.proceed
+    assert "below the 1000 recommended for chat" in stopped.reasons[1]
+    allowed = recommend("chat", 80, allow_small_dataset=True)
+    assert allowed.proceed and not allowed.enough_data
+
+
+@pytest.mark.parametrize(("examples", "epochs"), [(520, 2), (999, 2), (1000, 3), (1999, 3), (2000, 4), (90000, 4)])
+def test_fewer_epochs_on_small_sets_within_two_to_four(examples, epochs):
+    assert recommend("classification", examples).epoch_counts == [epochs]
+
+
+def test_user_values_win():
+    rec = recommend("classification", 520, epoch_count=7, adapter_size="ADAPTER_SIZE_EIGHT",
+                    learning_rate_multiplier=0.5)
+    assert rec.epoch_counts == [7]
+    assert rec.adapter_size == "ADAPTER_SIZE_EIGHT" and rec.learning_rate_multiplier == 0.5
+
+
+def test_epoch_sweep_is_sorted_and_deduplicated():
+    assert recommend("classification", 520, epoch_count=3, epoch_sweep=[4, 2, 4]).epoch_counts == [2, 4]
+
+
+def test_warnings_are_kept_as_reasons_and_result_is_serialisable():
+    rec = recommend("summarization", 1500, warnings=["3 duplicate examples"])
+    assert rec.reasons[-1] == "data warning: 3 duplicate examples"
+    assert rec.to_dict()["epoch_counts"] == [2]
+
+
+def test_unknown_task_type_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown task type 'poetry'"):
+        recommend("poetry", 10)

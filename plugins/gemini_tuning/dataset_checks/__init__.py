@@ -1,0 +1,1 @@
+"""Tuning dataset checks: streaming feature pass, great-expectations suite, report, upload, CLI."""

@@ -1,0 +1,108 @@
+"""Validate a training (and validation) JSONL dataset: the one call the CLI and operator make.
+
+Streaming pass over each file -> feature frames -> cross-file columns (duplicates, leakage,
+class sizes) -> great-expectations suite -> report (text, dict, and HTML when asked).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gemini_tuning.dataset_checks.features import FeatureTable, extract_features
+from gemini_tuning.dataset_checks.report import FileSummary, Finding, ValidationReport
+from gemini_tuning.dataset_checks.rules import MIN_EXAMPLES_FOR_TASK, RULES, Backend
+from gemini_tuning.dataset_checks.source import readable_file
+
+TASKS = tuple(MIN_EXAMPLES_FOR_TASK)
+CLASSES_SHOWN = 50
+
+
+def validate_dataset(
+    training: str | Path,
+    validation: str | Path | None = None,
+    *,
+    task: str | None = None,
+    backend: str | Backend = Backend.VERTEX,
+    tokenizer: str | Path | None = None,
+    report_dir: str | Path | None = None,
+    gcp_conn_id: str = "google_cloud_default",
+    workers: int | None = None,
+) -> ValidationReport:
+    """Check the dataset as Vertex AI will (and more) and return the report.
+
+    :param training: the training JSONL: a local path, file:// or gs:// URI.
+    :param validation: the validation JSONL, optional, same forms.
+    :param task: classification, summarization, extractive_qa or chat: enables the task's checks.
+    :param backend: "vertex" or "local": the local backend refuses non-text parts.
+    :param tokenizer: a tokenizer folder to count tokens with (the local model's); default: estimate.
+    :param report_dir: write report.html (and GE's raw results) there.
+    :param gcp_conn_id: the Airflow connection used to read gs:// inputs.
+    :param workers: processes for the streaming pass (default: automatic).
+    """
+    from gemini_tuning.dataset_checks.suite import SuiteOptions, add_cross_file_columns, run_suite
+
+    if task is not None and task not in TASKS:
+        raise ValueError(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
+    options = SuiteOptions(backend=Backend(backend), task=task)
+    inputs = {"training": training, "validation": validation}
+    tables: dict[str, FeatureTable] = {}
+    for role, uri in inputs.items():
+        if uri is None:
+            continue
+        with readable_file(str(uri), gcp_conn_id=gcp_conn_id) as path:
+            tables[role] = extract_features(
+                path,
+                with_label=task == "classification",
+                tokenizer=str(tokenizer) if tokenizer else None,
+                workers=workers,
+            )
+            tables[role].path = str(uri)
+    add_cross_file_columns(tables["training"], tables.get("validation"), task)
+    findings, raw_results = run_suite(tables, options)
+    findings += [_bom_finding(role, table) for role, table in tables.items() if table.has_bom]
+    report = ValidationReport(
+        files=[_summary(role, table, task) for role, table in tables.items()],
+        findings=findings,
+        backend=options.backend.value,
+        task=task,
+    )
+    if report_dir is not None:
+        report.write_html(report_dir)
+        (Path(report_dir) / "expectation_results.json").write_text(json.dumps(raw_results, indent=1, default=str))
+    return report
+
+
+def _bom_finding(role: str, table: FeatureTable) -> Finding:
+    """A byte order mark is a property of the file, not of an example: checked outside the suite."""
+    rule = RULES["byte_order_mark"]
+    return Finding(rule.id, rule.severity.value, rule.title, role, table.path, count=1, lines=[1],
+                   details=["Vertex AI may not read it; save the file as UTF-8 without BOM"])  # fmt: skip
+
+
+def _summary(role: str, table: FeatureTable, task: str | None) -> FileSummary:
+    frame = table.frame
+    examples = frame[frame["parsed"]]
+    tokens = examples["tokens"]
+    classes = class_count = None
+    if task == "classification":
+        counts = examples["label"].value_counts()
+        counts = counts[counts > 0]
+        class_count = len(counts)
+        classes = {str(label): int(n) for label, n in counts.head(CLASSES_SHOWN).items()}
+    return FileSummary(
+        role=role,
+        file=table.path,
+        size_bytes=table.size_bytes,
+        lines=len(frame),
+        examples=len(examples),
+        format=table.format,
+        tokens_counted=table.tokens_counted,
+        total_tokens=int(tokens.sum()),
+        max_tokens=int(tokens.max()) if len(tokens) else 0,
+        mean_tokens=round(float(tokens.mean()), 1) if len(tokens) else 0.0,
+        total_characters=int(examples["chars"].sum()),
+        mean_turns=round(float(examples["turns"].mean()), 2) if len(examples) else 0.0,
+        class_count=class_count,
+        classes=classes,
+    )

@@ -1,0 +1,238 @@
+"""Benchmark: our streaming validator against a naive pandas baseline on a ~1 GB JSONL file.
+
+    python tests/benchmarks/bench_dataset_validation.py [--size-mb 1000] [--baseline-size-mb N]
+        [--workdir DIR] [--keep]
+
+Generates a realistic dataset (about 1M examples at 1000 MB: short classification examples,
+multi-turn chats and long summarisation examples, in both formats' shape, a few duplicates),
+then measures, each in its own subprocess so peak RSS is its own: our validator
+(`validate_dataset`, the whole thing: streaming pass, great-expectations suite, report) and a
+naive baseline (`pandas.read_json(lines=True)` of the raw file, then the same kind of checks
+over that frame with Python-level apply). Prints MB/s, peak RSS and the ratio. The baseline
+holds the whole parsed file in memory; when it cannot finish the full file within
+--baseline-timeout or the machine's memory, it is also measured on a --baseline-size-mb slice
+(head of the same file) so that a ratio can still be given. The generated files are deleted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
+
+WORDS = (
+    "the a order shipping invoice refund account password login delivery parcel warranty "
+    "screen battery laptop phone charger cable router customer support ticket payment card "
+    "late damaged missing wrong colour size return exchange please thanks urgent today week "
+    "tracking number address billing subscription plan upgrade cancel error crash update "
+    "settings network wifi speaker headphones keyboard mouse monitor printer desk chair"
+).split()
+LABELS = ("billing", "shipping", "technical", "account", "returns")
+SYSTEM = "Route the customer support ticket. Answer with one word: billing, shipping, technical, account or returns."
+
+
+def _sentence(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choices(WORDS, k=words)).capitalize() + "."
+
+
+def _text(rng: random.Random, sentences: int) -> str:
+    return " ".join(_sentence(rng, rng.randint(6, 18)) for _ in range(sentences))
+
+
+def _example(rng: random.Random) -> dict:
+    kind = rng.random()
+    if kind < 0.45:  # classification: short
+        contents = [
+            {"role": "user", "parts": [{"text": _text(rng, rng.randint(1, 3))}]},
+            {"role": "model", "parts": [{"text": rng.choice(LABELS)}]},
+        ]
+        return {"systemInstruction": {"role": "system", "parts": [{"text": SYSTEM}]}, "contents": contents}
+    if kind < 0.85:  # chat: a few turns
+        contents = []
+        for _ in range(rng.randint(1, 4)):
+            contents.append({"role": "user", "parts": [{"text": _text(rng, rng.randint(1, 3))}]})
+            contents.append({"role": "model", "parts": [{"text": _text(rng, rng.randint(1, 4))}]})
+        return {"contents": contents}
+    # summarisation: a long document, a short summary
+    return {
+        "systemInstruction": {"parts": [{"text": "Summarise the document in two sentences."}]},
+        "contents": [
+            {"role": "user", "parts": [{"text": _text(rng, rng.randint(8, 30))}]},
+            {"role": "model", "parts": [{"text": _text(rng, 2)}]},
+        ],
+    }
+
+
+def generate(path: Path, size_mb: float, seed: int = 0) -> int:
+    """Write about size_mb MB (10^6 bytes) of examples; a pool of examples keeps it fast."""
+    import orjson
+
+    rng = random.Random(seed)
+    pool = [orjson.dumps(_example(rng)) + b"\n" for _ in range(20_000)]
+    target = int(size_mb * 1_000_000)
+    written = count = 0
+    with path.open("wb", buffering=16 << 20) as out:
+        while True:
+            line = rng.choice(pool)
+            if count % 1000 == 7:  # keep most examples unique: vary one in many lines' texts
+                line = line.replace(b'"text":"', b'"text":"Again: ', 1)
+            elif count % 50 != 0:
+                line = line.replace(b'"text":"', b'"text":"#%d ' % count, 1)
+            if written + len(line) > target:
+                break
+            out.write(line)
+            written += len(line)
+            count += 1
+    return count
+
+
+# ---- the two contenders, each run in its own subprocess -------------------------------------
+
+
+def run_ours(path: str) -> dict:
+    from gemini_tuning.dataset_checks.validate import validate_dataset
+
+    report = validate_dataset(path, task="classification")
+    return {"examples": report.files[0].examples, "errors": report.error_count, "warnings": report.warning_count}
+
+
+def run_baseline(path: str) -> dict:
+    """What one writes without thinking about size: read everything, then check row by row."""
+    import pandas as pd
+
+    frame = pd.read_json(path, lines=True)
+
+    def roles_ok(contents) -> bool:
+        return isinstance(contents, list) and all(t.get("role") in ("user", "model") for t in contents)
+
+    def last_model(contents) -> bool:
+        return isinstance(contents, list) and bool(contents) and contents[-1].get("role") == "model"
+
+    def texts(row) -> list[str]:
+        found = [p.get("text", "") for t in row["contents"] for p in t.get("parts", [])]
+        if isinstance(row.get("systemInstruction"), dict):
+            found += [p.get("text", "") for p in row["systemInstruction"].get("parts", [])]
+        return found
+
+    all_texts = frame.apply(texts, axis=1)
+    checks = {
+        "roles": int((~frame["contents"].map(roles_ok)).sum()),
+        "last_model": int((~frame["contents"].map(last_model)).sum()),
+        "empty_text": int(all_texts.map(lambda ts: any(not t.strip() for t in ts)).sum()),
+        "tokens": int((all_texts.map(lambda ts: sum(map(len, ts)) / 4) > 131_072).sum()),
+        "duplicates": int(frame["contents"].map(lambda c: json.dumps(c, sort_keys=True)).duplicated().sum()),
+        "labels": frame["contents"].map(lambda c: c[-1]["parts"][0].get("text", "")).value_counts().size,
+    }
+    return {"examples": len(frame), **checks}
+
+
+def _child(which: str, path: str) -> None:
+    started = time.perf_counter()
+    result = (run_ours if which == "ours" else run_baseline)(path)
+    seconds = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"seconds": seconds, "peak_mb": peak_kb / 1024, **result}))
+
+
+def measure(which: str, path: Path, timeout: float, memory_limit_mb: int) -> dict:
+    command = [sys.executable, __file__, "--child", which, str(path)]
+
+    def limit_memory() -> None:
+        limit = memory_limit_mb << 20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, preexec_fn=limit_memory
+        )
+    except subprocess.TimeoutExpired:
+        return {"failed": f"did not finish within {timeout:.0f} s"}
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        return {"failed": f"exit {done.returncode}: {last[:200]}"}
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["mb_per_s"] = path.stat().st_size / 1e6 / result["seconds"]
+    return result
+
+
+def _show(name: str, size_mb: float, result: dict) -> None:
+    if "failed" in result:
+        print(f"  {name:<9} {size_mb:8.1f} MB  FAILED: {result['failed']}")
+    else:
+        print(
+            f"  {name:<9} {size_mb:8.1f} MB  {result['examples']:>9,} examples  {result['seconds']:7.1f} s"
+            f"  {result['mb_per_s']:7.1f} MB/s  peak RSS {result['peak_mb']:7.0f} MB"
+        )
+
+
+def _head(source: Path, dest: Path, size_mb: float) -> None:
+    budget = int(size_mb * 1_000_000)
+    with source.open("rb") as src, dest.open("wb") as out:
+        for line in src:
+            budget -= len(line)
+            if budget < 0:
+                break
+            out.write(line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mb", type=float, default=1000.0, help="size of the generated file (10^6 bytes)")
+    parser.add_argument("--baseline-size-mb", type=float, default=100.0, help="slice for the baseline if it fails")
+    parser.add_argument("--baseline-timeout", type=float, default=600.0, help="seconds before giving up on it")
+    parser.add_argument("--memory-limit-mb", type=int, default=16_000, help="address-space cap per contender")
+    parser.add_argument("--workdir", type=Path, default=None, help="where to write the file (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated file")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(*args.child)
+        return
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench_dataset_", dir=args.workdir))
+    full = workdir / "train.jsonl"
+    started = time.perf_counter()
+    count = generate(full, args.size_mb)
+    size_mb = full.stat().st_size / 1e6
+    print(f"generated {full}: {size_mb:.1f} MB, {count:,} examples in {time.perf_counter() - started:.0f} s")
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+    try:
+        ours = measure("ours", full, timeout=args.baseline_timeout, memory_limit_mb=args.memory_limit_mb)
+        _show("ours", size_mb, ours)
+        baseline = measure("baseline", full, timeout=args.baseline_timeout, memory_limit_mb=args.memory_limit_mb)
+        _show("baseline", size_mb, baseline)
+        if "failed" in baseline and args.baseline_size_mb < size_mb:
+            piece = workdir / "slice.jsonl"
+            _head(full, piece, args.baseline_size_mb)
+            piece_mb = piece.stat().st_size / 1e6
+            ours_piece = measure("ours", piece, timeout=args.baseline_timeout, memory_limit_mb=args.memory_limit_mb)
+            _show("ours", piece_mb, ours_piece)
+            baseline = measure("baseline", piece, timeout=args.baseline_timeout, memory_limit_mb=args.memory_limit_mb)
+            _show("baseline", piece_mb, baseline)
+        if "failed" not in ours and "failed" not in baseline:
+            ratio = ours["mb_per_s"] / baseline["mb_per_s"]
+            print(f"throughput ratio ours/baseline: {ratio:.1f}x (goal >= 5x)")
+        if "failed" not in ours:
+            print(
+                f"goals on the {size_mb:.0f} MB file: time {ours['seconds']:.1f} s (goal < 60 s for 1 GB), "
+                f"peak RSS {ours['peak_mb']:.0f} MB (goal < 1500 MB)"
+            )
+    finally:
+        if not args.keep:
+            for file in workdir.iterdir():
+                file.unlink()
+            workdir.rmdir()
+
+
+if __name__ == "__main__":
+    main()

@@ -63,13 +63,14 @@ def build_tiny_model(dest: Path, *, vocab_size: int = 512, seed: int = 0) -> Pat
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
+        hidden_size=128,
+        intermediate_size=256,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=1024,
-        tie_word_embeddings=True,
+        tie_word_embeddings=False,  # a tied random head keeps predicting its input token; LoRA struggles to undo that
+        initializer_range=0.2,  # big enough embeddings that a LoRA-tuned tiny model can be confident
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

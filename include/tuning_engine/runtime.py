@@ -1,0 +1,60 @@
+"""Device, precision and threads, chosen once per process, and loading a base model onto them.
+
+A GPU runs in bf16 autocast; a CPU stays in fp32 (this project's CPUs have no bf16
+instructions, where bf16 is slower than fp32). Nothing in a job's configuration changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: str  # "cuda" or "cpu"
+    threads: int
+
+    def autocast(self):
+        """bf16 autocast on a GPU, a no-op on a CPU."""
+        import torch
+
+        if self.device == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+@lru_cache(maxsize=1)
+def runtime() -> Runtime:
+    """Pick the device once. TUNING_ENGINE_THREADS overrides the CPU thread count."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    # One thread per core: hyper-threads and oversubscription slow these small matmuls down.
+    threads = int(os.environ.get("TUNING_ENGINE_THREADS", 0)) or len(os.sched_getaffinity(0))
+    torch.set_num_threads(threads)
+    return Runtime(device=device, threads=threads)
+
+
+def load_tokenizer(base_model: str):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    if len(tokenizer) == 0:
+        raise RuntimeError(f"the tokenizer of {base_model} is empty")
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(base_model: str):
+    """The base causal LM in fp32 on the runtime's device, in eval mode."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
+    return model.to(runtime().device).eval()

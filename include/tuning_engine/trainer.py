@@ -1,0 +1,182 @@
+"""Supervised LoRA tuning, as a plain loop that reads top to bottom.
+
+Why it is fast on a small CPU (see tests/benchmarks/bench_training.py):
+- examples are batched by length, so almost no compute goes to padding;
+- the output layer (49k tokens for SmolLM2, a large share of the cost) runs only at positions
+  that have a label, not at every position of every sequence;
+- no gradient checkpointing (the model is small), fp32 on CPU, one thread per core.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+from include.tuning_engine.batching import collate, length_grouped_batches, sorted_batches
+from include.tuning_engine.checkpoints import load_latest_checkpoint, save_checkpoint, spec_fingerprint
+from include.tuning_engine.dataset import data_stats, load_examples, steps_per_epoch
+from include.tuning_engine.rendering import IGNORE_INDEX
+from include.tuning_engine.runtime import load_model, load_tokenizer, runtime
+from include.tuning_engine.spec import TrainingReporter, TrainingResult, TrainingSpec
+
+log = logging.getLogger(__name__)
+
+BASE_LEARNING_RATE = 1e-3  # scaled by the job's learningRateMultiplier
+WARMUP_FRACTION = 0.05
+MAX_GRAD_NORM = 1.0
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")  # attention projections (Llama naming)
+
+
+def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
+    import torch
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+    started = time.monotonic()
+    device = runtime().device
+    checkpoint_dir = Path(spec.output_dir) / "checkpoints"
+    adapter_dir = Path(spec.output_dir) / "adapter"
+
+    # Data: tokenized once with the model's chat template; bad lines fail here, before any work.
+    tokenizer = load_tokenizer(spec.base_model)
+    train_examples = load_examples(spec.training_data, tokenizer, spec.max_example_tokens)
+    eval_examples = (
+        load_examples(spec.validation_data, tokenizer, spec.max_example_tokens) if spec.validation_data else []
+    )
+    reporter.data_stats(data_stats(train_examples, epoch_count=spec.epoch_count, batch_size=spec.batch_size))
+    batches_per_epoch = steps_per_epoch(len(train_examples), spec.batch_size)
+    total_steps = spec.epoch_count * batches_per_epoch
+
+    # Model: the frozen base with LoRA adapters on its attention projections.
+    torch.manual_seed(spec.seed)
+    model = with_lora(load_model(spec.base_model), rank=spec.adapter_size)
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    peak_lr = BASE_LEARNING_RATE * spec.learning_rate_multiplier
+    optimizer = torch.optim.AdamW(trainable, lr=peak_lr, weight_decay=0.0)
+
+    # Resume from the newest checkpoint of this same run, if any.
+    fingerprint = spec_fingerprint(spec)
+    step, first_epoch = 0, 0
+    checkpoint = load_latest_checkpoint(checkpoint_dir, fingerprint)
+    if checkpoint is not None:
+        set_peft_model_state_dict(model, checkpoint["adapter"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        step, first_epoch = checkpoint["step"], checkpoint["epoch"]
+        log.info("resumed at epoch %d, step %d", first_epoch, step)
+
+    lengths = [len(example.input_ids) for example in train_examples]
+    for epoch in range(first_epoch, spec.epoch_count):
+        model.train()
+        for indices in length_grouped_batches(lengths, spec.batch_size, seed=spec.seed, epoch=epoch):
+            if reporter.should_stop():
+                log.info("stopped at step %d of %d", step, total_steps)
+                return TrainingResult(adapter_dir, step, epoch, stopped=True)
+            tick = time.monotonic()
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, total_steps, peak_lr)
+            batch = collate([train_examples[i] for i in indices], tokenizer.pad_token_id, device)
+            with runtime().autocast():
+                loss, correct, predictions = label_only_loss(model, batch)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+
+            tokens = int(batch["attention_mask"].sum())
+            seconds = time.monotonic() - tick
+            reporter.metrics(step, {
+                "/train_total_loss": loss.item(),
+                "/train_fraction_of_correct_next_step_preds": correct / predictions,
+                "/train_num_predictions": float(predictions),
+            })
+            reporter.progress(step, total_steps, epoch + 1)
+            log.info("step %d/%d loss %.4f | %.0f ms | %.0f tokens/s", step, total_steps, loss.item(),
+                     seconds * 1000, tokens / seconds)
+
+        if eval_examples:
+            eval_metrics = evaluate(model, eval_examples, tokenizer.pad_token_id, spec.batch_size, reporter)
+            if eval_metrics is None:
+                return TrainingResult(adapter_dir, step, epoch, stopped=True)
+            reporter.metrics(step, eval_metrics)
+            log.info("epoch %d eval loss %.4f", epoch + 1, eval_metrics["/eval_total_loss"])
+        save_checkpoint(checkpoint_dir, fingerprint=fingerprint, epoch=epoch + 1, step=step,
+                        adapter_state=get_peft_model_state_dict(model), optimizer=optimizer)
+
+    save_adapter(model, adapter_dir)
+    log.info("tuned %d steps in %.0f s; adapter in %s", step, time.monotonic() - started, adapter_dir)
+    return TrainingResult(adapter_dir, step, spec.epoch_count, stopped=False)
+
+
+def with_lora(model, rank: int):
+    """Wrap `model` with trainable rank-`rank` LoRA adapters on its attention projections."""
+    from peft import LoraConfig, get_peft_model
+
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    targets = [name for name in LORA_TARGETS if name in present] or None  # None: peft's default per architecture
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets, task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def label_only_loss(model, batch: dict):
+    """Mean cross-entropy over labelled next-token predictions, with the output layer applied
+    only where there is a label. Returns (loss, correct predictions, predictions)."""
+    import torch.nn.functional as F
+
+    causal_lm = model.get_base_model()
+    hidden = causal_lm.get_decoder()(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+    ).last_hidden_state
+    targets = batch["labels"][:, 1:]
+    where = targets != IGNORE_INDEX
+    logits = causal_lm.get_output_embeddings()(hidden[:, :-1][where]).float()
+    labels = targets[where]
+    loss = F.cross_entropy(logits, labels)
+    correct = int((logits.argmax(dim=-1) == labels).sum())
+    return loss, correct, int(labels.numel())
+
+
+def evaluate(model, examples, pad_id: int, batch_size: int, reporter: TrainingReporter) -> dict | None:
+    """The three /eval_* metrics over `examples`; None if the run was cancelled meanwhile."""
+    import torch
+
+    model.eval()
+    total_loss, total_correct, total_predictions = 0.0, 0, 0
+    lengths = [len(example.input_ids) for example in examples]
+    with torch.no_grad():
+        for indices in sorted_batches(lengths, batch_size):
+            if reporter.should_stop():
+                return None
+            batch = collate([examples[i] for i in indices], pad_id, runtime().device)
+            with runtime().autocast():
+                loss, correct, predictions = label_only_loss(model, batch)
+            total_loss += loss.item() * predictions
+            total_correct += correct
+            total_predictions += predictions
+    return {
+        "/eval_total_loss": total_loss / max(total_predictions, 1),
+        "/eval_fraction_of_correct_next_step_preds": total_correct / max(total_predictions, 1),
+        "/eval_num_predictions": float(total_predictions),
+    }
+
+
+def learning_rate(step: int, total_steps: int, peak: float) -> float:
+    """Linear warmup, then cosine decay to zero (as transformers' "cosine" schedule)."""
+    warmup = max(1, int(WARMUP_FRACTION * total_steps))
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    return peak * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def save_adapter(model, adapter_dir: Path) -> None:
+    """Write the adapter folder by rename, so the generator never loads a partial one."""
+    staging = adapter_dir.with_name(adapter_dir.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    if adapter_dir.exists():
+        shutil.rmtree(adapter_dir)
+    os.replace(staging, adapter_dir)

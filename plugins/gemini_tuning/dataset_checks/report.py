@@ -27,16 +27,16 @@ class Finding:
 
     @property
     def message(self) -> str:
-        name = Path(self.file).name
+        where = f"{self.severity.upper()} [{self.rule}] {self.role} file {Path(self.file).name}"
         if self.count is None:
             found = f" (found {self.observed:,})" if isinstance(self.observed, (int, float)) else ""
-            return f"{self.severity.upper()} [{self.rule}] {name}: {self.title}{found}"
+            return f"{where}: {self.title}{found}"
         shown = ", ".join(
             f"line {line}" + (f" ({detail})" if detail else "") for line, detail in zip(self.lines, self.details)
         )
         more = f", ... {self.count - len(self.lines):,} more" if self.count > len(self.lines) else ""
-        noun = "example" if self.count == 1 else "examples"
-        return f"{self.severity.upper()} [{self.rule}] {name}: {self.title}: {self.count:,} {noun}: {shown}{more}"
+        noun = "line" if self.count == 1 else "lines"
+        return f"{where}: {self.title}: {self.count:,} {noun}: {shown}{more}"
 
 
 @dataclass

@@ -339,12 +339,12 @@ def series_rows_from_batch_read(body: dict[str, Any]) -> list[dict[str, Any]]:
     Turn a TensorBoard ``batchRead`` answer into tidy rows.
 
     Shape (Vertex's BatchReadTensorboardTimeSeriesDataResponse): ``{"timeSeriesData": [
-    {"tensorboardTimeSeriesId": "/train_total_loss", "values": [{"step": "1",
+    {"tensorboardTimeSeriesId": "train_total_loss", "values": [{"step": "1",
     "wallTime": "...", "scalar": {"value": 2.3}}]}]}``.
     """
     rows = []
     for series in body.get("timeSeriesData", []):
-        metric = series["tensorboardTimeSeriesId"]
+        metric = "/" + series["tensorboardTimeSeriesId"].rsplit("/", 1)[-1]  # the id is the name without "/"
         for point in series.get("values", []):
             rows.append(
                 {

@@ -1,0 +1,138 @@
+"""Archive of a tuning run: the six metric series as data and curves, and a summary of the job."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gemini_tuning.hooks.tuning import job_to_dict
+from gemini_tuning.operators.base import GenAITuningBaseOperator
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from airflow.sdk import Context
+
+METRICS_COLUMNS = ["metric", "step", "value", "wall_time"]
+# (panel title, y label, train series, eval series) of the PNG.
+CURVES = (
+    ("Loss", "total loss", "/train_total_loss", "/eval_total_loss"),
+    ("Next-token accuracy", "fraction correct", "/train_fraction_of_correct_next_step_preds", "/eval_fraction_of_correct_next_step_preds"),
+)
+
+
+def metrics_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Tidy frame, one row per metric and step: metric (str), step (int), value (float), wall_time (UTC)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=METRICS_COLUMNS)
+    frame["metric"] = frame["metric"].astype("string")
+    frame["step"] = frame["step"].astype("int64")
+    frame["value"] = frame["value"].astype("float64")
+    frame["wall_time"] = pd.to_datetime(frame["wall_time"], utc=True, format="ISO8601")
+    return frame.sort_values(["metric", "step"], ignore_index=True)
+
+
+def final_metrics(frame: pd.DataFrame) -> dict[str, dict[str, float | int]]:
+    """Each series' last point: ``{metric: {"step": ..., "value": ...}}``."""
+    last = frame.groupby("metric", sort=True).tail(1)
+    return {row.metric: {"step": int(row.step), "value": float(row.value)} for row in last.itertuples()}
+
+
+def plot_curves(frame: pd.DataFrame, title: str) -> bytes:
+    """PNG of the loss and accuracy curves, train and eval, against the step."""
+    from matplotlib.figure import Figure  # no pyplot: no global backend or state in a worker
+
+    figure = Figure(figsize=(11, 4), layout="constrained")
+    figure.suptitle(title)
+    for axes, (panel, y_label, train, evaluation) in zip(figure.subplots(1, len(CURVES)), CURVES):
+        for metric, label, style in ((train, "train", "-"), (evaluation, "eval", "o-")):
+            series = frame[frame["metric"] == metric]
+            if not series.empty:
+                axes.plot(series["step"], series["value"], style, label=label, markersize=4)
+        axes.set(title=panel, xlabel="step", ylabel=y_label)
+        axes.grid(alpha=0.3)
+        if axes.has_data():
+            axes.legend()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+class ArchiveTuningMetricsOperator(GenAITuningBaseOperator):
+    """
+    Write a tuning job's metrics and summary under an archive prefix; returns the written URIs.
+
+    Files: ``metrics.parquet`` and ``metrics.csv`` (tidy: metric, step, value, wall_time),
+    ``curves.png`` (loss and accuracy, train and eval) and ``summary.json`` (job resource,
+    hyperparameters used, data stats, final metrics, smoke-test results).
+
+    :param tuning_job_name: The tuning job whose metrics are archived. (templated)
+    :param archive_prefix: Folder for the files: gs://bucket/path, file:///path or a local path. (templated)
+    :param smoke_test_results: Results of the smoke test to keep in the summary, if any. (templated)
+    :param storage_conn_id: Connection used by ObjectStoragePath to write gs:// files.
+    """
+
+    template_fields: Sequence[str] = (
+        *GenAITuningBaseOperator.connection_fields,
+        "tuning_job_name",
+        "archive_prefix",
+        "smoke_test_results",
+    )
+
+    def __init__(
+        self,
+        *,
+        tuning_job_name: str,
+        archive_prefix: str,
+        smoke_test_results: dict[str, Any] | str | None = None,
+        storage_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.tuning_job_name = tuning_job_name
+        self.archive_prefix = archive_prefix
+        self.smoke_test_results = smoke_test_results
+        self.storage_conn_id = storage_conn_id
+
+    def execute(self, context: Context) -> dict[str, str]:
+        job = self.hook.get_tuning_job(self.tuning_job_name)
+        frame = metrics_frame(self.hook.read_metric_series(job))
+        self.log.info("Tuning job %s: %d metric points in %d series", job.name, len(frame), frame["metric"].nunique())
+        resource = job_to_dict(job)
+        summary = {
+            "job": resource,
+            "hyperparameters": resource.get("supervisedTuningSpec", {}).get("hyperParameters", {}),
+            "data_stats": resource.get("tuningDataStats", {}).get("supervisedTuningDataStats", {}),
+            "final_metrics": final_metrics(frame),
+            "smoke_test": self._smoke_test_results(),
+        }
+        parquet = io.BytesIO()
+        frame.to_parquet(parquet, index=False)
+        title = f"{job.tuned_model_display_name or job.name}: {job.name.rsplit('/', 1)[-1]}"
+        files = {
+            "metrics.parquet": parquet.getvalue(),
+            "metrics.csv": frame.to_csv(index=False).encode(),
+            "curves.png": plot_curves(frame, title),
+            "summary.json": json.dumps(summary, indent=2, default=str).encode(),
+        }
+        return {name: self._write(name, data) for name, data in files.items()}
+
+    def _smoke_test_results(self) -> Any:
+        results = self.smoke_test_results
+        return json.loads(results) if isinstance(results, str) and results.strip() else results or None
+
+    def _write(self, name: str, data: bytes) -> str:
+        from airflow.sdk import ObjectStoragePath
+
+        prefix = self.archive_prefix if "://" in self.archive_prefix else Path(self.archive_prefix).resolve().as_uri()
+        folder = ObjectStoragePath(prefix, conn_id=self.storage_conn_id)
+        if folder.protocol == "file":
+            folder.mkdir(parents=True, exist_ok=True)
+        target = folder / name
+        target.write_bytes(data)
+        self.log.info("Wrote %s (%d bytes)", target, len(data))
+        return str(target)

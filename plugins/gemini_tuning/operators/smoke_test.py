@@ -1,0 +1,234 @@
+"""Smoke test of a tuned model: a few prompts through generateContent, answers checked and scored."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowException
+from gemini_tuning.hooks.tuning import SUCCEEDED, job_state
+from gemini_tuning.operators.base import GenAITuningBaseOperator
+from gemini_tuning.prompts import SmokePrompt, load_prompt_list, load_prompts_file, sample
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+SCORINGS = ("exact_match", "contains")
+_SPACES = re.compile(r"\s+")
+
+
+def normalize(text: str) -> str:
+    """Compare answers as a reader would: case, surrounding spaces and final full stop do not count."""
+    return _SPACES.sub(" ", text).strip().rstrip(".").strip().casefold()
+
+
+def is_correct(answer: str, expected: str, scoring: str) -> bool:
+    if scoring == "exact_match":
+        return normalize(answer) == normalize(expected)
+    return normalize(expected) in normalize(answer)
+
+
+class SmokeTestOperator(GenAITuningBaseOperator):
+    """
+    Send prompts to the tuned model (and optionally its base model) and check the answers.
+
+    Prompts come from ``prompts``, ``prompts_file`` or a seeded sample of ``validation_dataset_uri``
+    (the first one given), at most ``max_prompts``. The test fails when an answer of the tuned
+    model is empty, when its score on the prompts with an expected answer is below ``min_score``,
+    or, with ``require_better_than_base``, below the base model's score. The results (scores and
+    every answer) are pushed to XCom as ``smoke_test_results`` before any failure, and returned.
+
+    :param tuning_job_name: Succeeded tuning job whose tuned endpoint and base model are used. (templated)
+    :param model: Model or endpoint to call instead of the job's tuned endpoint. (templated)
+    :param base_model: Base model to compare with; defaults to the job's base model. (templated)
+    :param compare_with_base_model: Also send the prompts to the base model and report both.
+    :param prompts: Prompts as strings or ``{"prompt", "expected"}`` objects, e.g. from Params. (templated)
+    :param prompts_file: JSONL (or .txt) file of prompts: a path, file:// or gs:// URI. (templated)
+    :param validation_dataset_uri: Validation JSONL to sample prompts and expected answers from. (templated)
+    :param max_prompts: Largest number of prompts sent. (templated)
+    :param seed: Seed of the sample, so a retry sends the same prompts.
+    :param temperature: Sampling temperature; 0 is greedy. (templated)
+    :param top_p: Top-p of sampling. (templated)
+    :param top_k: Top-k of sampling. (templated)
+    :param max_output_tokens: Longest answer in tokens. (templated)
+    :param scoring: ``exact_match`` or ``contains`` (the expected answer appears in the answer). (templated)
+    :param min_score: Smallest accepted share of correct answers, 0 to 1. (templated)
+    :param require_better_than_base: Fail when the tuned model scores below the base model. (templated)
+    :param storage_conn_id: Connection for reading gs:// files (ObjectStoragePath).
+    """
+
+    template_fields: Sequence[str] = (
+        *GenAITuningBaseOperator.connection_fields,
+        "tuning_job_name",
+        "model",
+        "base_model",
+        "prompts",
+        "prompts_file",
+        "validation_dataset_uri",
+        "max_prompts",
+        "temperature",
+        "top_p",
+        "top_k",
+        "max_output_tokens",
+        "scoring",
+        "min_score",
+        "require_better_than_base",
+    )
+
+    def __init__(
+        self,
+        *,
+        tuning_job_name: str | None = None,
+        model: str | None = None,
+        base_model: str | None = None,
+        compare_with_base_model: bool = True,
+        prompts: list[Any] | None = None,
+        prompts_file: str | None = None,
+        validation_dataset_uri: str | None = None,
+        max_prompts: int | str = 20,
+        seed: int = 0,
+        temperature: float | str | None = 0.0,
+        top_p: float | str | None = None,
+        top_k: int | str | None = None,
+        max_output_tokens: int | str | None = 64,
+        scoring: str = "exact_match",
+        min_score: float | str = 0.0,
+        require_better_than_base: bool | str = False,
+        storage_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.tuning_job_name = tuning_job_name
+        self.model = model
+        self.base_model = base_model
+        self.compare_with_base_model = compare_with_base_model
+        self.prompts = prompts
+        self.prompts_file = prompts_file
+        self.validation_dataset_uri = validation_dataset_uri
+        self.max_prompts = max_prompts
+        self.seed = seed
+        self.temperature = temperature
+        self.top_p = top_p
+        self.top_k = top_k
+        self.max_output_tokens = max_output_tokens
+        self.scoring = scoring
+        self.min_score = min_score
+        self.require_better_than_base = require_better_than_base
+        self.storage_conn_id = storage_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        if self.scoring not in SCORINGS:
+            raise ValueError(f"scoring must be one of {SCORINGS}, got {self.scoring!r}")
+        tuned_model, base_model = self._models()
+        prompts = sample(self._load_prompts(), int(self.max_prompts), self.seed)
+        self.log.info("Smoke test: %d prompt(s) to %s%s", len(prompts), tuned_model, f" and {base_model}" if base_model else "")
+
+        tuned = self._run_model(tuned_model, prompts)
+        base = self._run_model(base_model, prompts) if base_model else None
+        results = {
+            "model": tuned_model,
+            "base_model": base_model,
+            "scoring": self.scoring,
+            "min_score": float(self.min_score),
+            "generation_config": self._generation_config(),
+            "prompt_count": len(prompts),
+            "tuned": tuned["summary"],
+            "base": base["summary"] if base else None,
+            "examples": [
+                {
+                    "prompt": prompt.text,
+                    "expected": prompt.expected,
+                    "tuned_answer": tuned["answers"][index],
+                    **({"base_answer": base["answers"][index]} if base else {}),
+                }
+                for index, prompt in enumerate(prompts)
+            ],
+        }
+        self.log.info("Tuned model: %s", tuned["summary"])
+        if base:
+            self.log.info("Base model:  %s", base["summary"])
+        context["ti"].xcom_push(key="smoke_test_results", value=results)
+        self._check(results)
+        return results
+
+    def _models(self) -> tuple[str, str | None]:
+        """The tuned model to test and the base model to compare with (None: no comparison)."""
+        job = None
+        if self.tuning_job_name:
+            job = self.hook.get_tuning_job(self.tuning_job_name)
+            if job_state(job) != SUCCEEDED:
+                raise AirflowException(f"Tuning job {job.name} is {job_state(job)}: there is no tuned model to test")
+        tuned_model = self.model or (job and job.tuned_model and job.tuned_model.endpoint)
+        if not tuned_model:
+            raise ValueError("Give tuning_job_name (a succeeded job) or model: there is no model to test")
+        base_model = self.base_model or (job.base_model if job else None)
+        return tuned_model, base_model if self.compare_with_base_model else None
+
+    def _load_prompts(self) -> list[SmokePrompt]:
+        if self.prompts:
+            return load_prompt_list(self.prompts)
+        if self.prompts_file:
+            return load_prompts_file(self.prompts_file, self.storage_conn_id)
+        if self.validation_dataset_uri:
+            prompts = [p for p in load_prompts_file(self.validation_dataset_uri, self.storage_conn_id) if p.expected]
+            if prompts:
+                return prompts
+            raise ValueError(f"{self.validation_dataset_uri}: no example with a model answer to test against")
+        raise ValueError("No prompts: give prompts, prompts_file or validation_dataset_uri")
+
+    def _generation_config(self) -> dict[str, Any]:
+        casts = {"temperature": float, "topP": float, "topK": int, "maxOutputTokens": int}
+        values = {
+            "temperature": self.temperature,
+            "topP": self.top_p,
+            "topK": self.top_k,
+            "maxOutputTokens": self.max_output_tokens,
+        }
+        return {key: casts[key](value) for key, value in values.items() if value not in (None, "")}
+
+    def _run_model(self, model: str, prompts: list[SmokePrompt]) -> dict[str, Any]:
+        answers: list[str] = []
+        started = time.monotonic()
+        for prompt in prompts:
+            response = self.hook.generate_content(
+                model=model,
+                contents=prompt.contents,
+                system_instruction=prompt.system_instruction,
+                generation_config=self._generation_config(),
+            )
+            answers.append(response.text or "")
+        elapsed = time.monotonic() - started
+        expected = [(answer, prompt.expected) for answer, prompt in zip(answers, prompts) if prompt.expected is not None]
+        correct = sum(is_correct(answer, wanted, self.scoring) for answer, wanted in expected)
+        return {
+            "answers": answers,
+            "summary": {
+                "answered": sum(1 for answer in answers if answer.strip()),
+                "empty_answers": sum(1 for answer in answers if not answer.strip()),
+                "scored": len(expected),
+                "correct": correct,
+                "score": correct / len(expected) if expected else None,
+                "seconds_per_prompt": round(elapsed / len(prompts), 3) if prompts else 0.0,
+            },
+        }
+
+    def _check(self, results: dict[str, Any]) -> None:
+        tuned, base = results["tuned"], results["base"]
+        failures = []
+        if tuned["empty_answers"]:
+            empty = [ex["prompt"] for ex in results["examples"] if not ex["tuned_answer"].strip()]
+            failures.append(f"{tuned['empty_answers']} empty answer(s), first to: {empty[0]!r}")
+        if tuned["score"] is not None and tuned["score"] < float(self.min_score):
+            failures.append(f"{self.scoring} score {tuned['score']:.3f} is below the threshold {float(self.min_score):.3f}")
+        if _truthy(self.require_better_than_base) and base and tuned["score"] is not None and base["score"] is not None:
+            if tuned["score"] < base["score"]:
+                failures.append(f"tuned score {tuned['score']:.3f} is below the base model's {base['score']:.3f}")
+        if failures:
+            raise AirflowException(f"Smoke test of {results['model']} failed: " + "; ".join(failures))
+
+
+def _truthy(value: bool | str) -> bool:
+    """Templated booleans arrive as strings unless the DAG renders native objects."""
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("true", "1", "yes")

@@ -1,0 +1,65 @@
+"""`python -m include.local_vertex serve`: start the local Vertex AI service (see the package docs)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from include.local_vertex.config import ServiceConfig
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m include.local_vertex",
+                                     description="A local service that speaks Vertex AI's tuning REST API.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="start the API, the job scheduler and the storage emulator")
+    defaults = ServiceConfig()
+    serve.add_argument("--host", default=defaults.host, help="bind address (default loopback)")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_VERTEX_PORT", defaults.port)),
+                       help="REST API port (default $LOCAL_VERTEX_PORT or 8790)")
+    serve.add_argument("--storage-port", type=int,
+                       default=int(os.environ.get("LOCAL_VERTEX_STORAGE_PORT", defaults.storage_port)),
+                       help="Cloud Storage emulator port (clients: STORAGE_EMULATOR_HOST=http://127.0.0.1:PORT)")
+    serve.add_argument("--data-dir", type=Path, default=Path(os.environ.get("LOCAL_VERTEX_DATA", ".local_vertex")),
+                       help="jobs.sqlite, storage/, jobs/<id>/, models/ (default $LOCAL_VERTEX_DATA or .local_vertex)")
+    serve.add_argument("--token", default=os.environ.get("LOCAL_VERTEX_TOKEN"),
+                       help="bearer token required on every call (default $LOCAL_VERTEX_TOKEN); "
+                            "mandatory for a non-loopback --host")
+    serve.add_argument("--max-concurrent-jobs", type=int, default=defaults.max_concurrent_jobs)
+    serve.add_argument("--base-model", default=None,
+                       help="local folder or id that gemini-* names resolve to (default: bundled SmolLM2-135M)")
+    serve.add_argument("--data-root", type=Path, action="append", default=[],
+                       help="folder that file:// dataset URIs may point into (repeatable)")
+    serve.add_argument("--max-request-bytes", type=int, default=defaults.max_request_bytes)
+    serve.add_argument("--cancel-grace", type=float, default=defaults.cancel_grace_s,
+                       help="seconds a cancelled worker gets to stop on its own before it is terminated")
+    serve.add_argument("--torch-threads", type=int, default=None, help="torch threads per worker and for generation")
+    serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        config = ServiceConfig(
+            host=args.host, port=args.port, storage_port=args.storage_port, data_dir=args.data_dir,
+            token=args.token or None, max_concurrent_jobs=args.max_concurrent_jobs, base_model=args.base_model,
+            data_roots=tuple(args.data_root), max_request_bytes=args.max_request_bytes,
+            cancel_grace_s=args.cancel_grace, torch_threads=args.torch_threads,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from include.local_vertex.server import serve
+
+    serve(config, access_log=args.access_log)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

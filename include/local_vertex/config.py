@@ -1,0 +1,87 @@
+"""The service's settings, one dataclass shared by the CLI, the API, the scheduler and the worker."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    host: str = "127.0.0.1"
+    port: int = 8790
+    storage_port: int = 8791
+    data_dir: Path = Path(".local_vertex")
+    token: str | None = None  # bearer token required on every API call when set
+    max_concurrent_jobs: int = 1  # like Vertex's default tuning quota
+    base_model: str | None = None  # overrides what gemini-* names resolve to (tests: a tiny model)
+    data_roots: tuple[Path, ...] = field(default_factory=tuple)  # where file:// URIs may point
+    max_request_bytes: int = 8 * 1024 * 1024
+    cancel_grace_s: float = 10.0  # cooperative stop first, then SIGTERM, then SIGKILL
+    torch_threads: int | None = None  # None: torch's default
+    max_resumes: int = 2  # restarts of the service a job survives before it is FAILED "interrupted"
+
+    def __post_init__(self):
+        object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
+        object.__setattr__(self, "data_roots", tuple(Path(r).resolve() for r in self.data_roots))
+        if self.max_concurrent_jobs < 1:
+            raise ValueError("--max-concurrent-jobs must be at least 1")
+        if not self.token and not is_loopback(self.host):
+            raise ValueError(
+                f"refusing to bind {self.host}: a non-loopback address needs --token "
+                "(or LOCAL_VERTEX_TOKEN), else anyone on the network could run jobs and read data"
+            )
+
+    @property
+    def storage_url(self) -> str:
+        return f"http://127.0.0.1:{self.storage_port}"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "jobs.sqlite"
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "storage"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.jobs_dir / job_id
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def worker_settings(config: ServiceConfig) -> dict:
+    """What a worker process needs from the config (never the token: argv is world-readable)."""
+    return {
+        "data_dir": str(config.data_dir),
+        "storage_port": config.storage_port,
+        "base_model": config.base_model,
+        "data_roots": [str(r) for r in config.data_roots],
+        "torch_threads": config.torch_threads,
+    }
+
+
+def config_from_worker_settings(settings: dict) -> ServiceConfig:
+    return ServiceConfig(
+        data_dir=Path(settings["data_dir"]),
+        storage_port=settings["storage_port"],
+        base_model=settings["base_model"],
+        data_roots=tuple(Path(r) for r in settings["data_roots"]),
+        torch_threads=settings["torch_threads"],
+    )

@@ -1,0 +1,57 @@
+"""Google's error shape: every failure leaves the service as {"error": {code, message, status}}.
+
+Handlers raise :class:`ApiError`; the app turns it into the JSON body that google-genai and
+google-api-core parse into their own exceptions.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+# google.rpc.Code numbers, used inside a TuningJob's `error` (a google.rpc.Status).
+RPC_CODES = {
+    "CANCELLED": 1,
+    "INVALID_ARGUMENT": 3,
+    "NOT_FOUND": 5,
+    "FAILED_PRECONDITION": 9,
+    "ABORTED": 10,
+    "INTERNAL": 13,
+    "UNAVAILABLE": 14,
+}
+
+
+class ApiError(Exception):
+    """An HTTP error with Google's canonical status name."""
+
+    def __init__(self, http_code: int, status: str, message: str):
+        super().__init__(message)
+        self.http_code = http_code
+        self.status = status
+        self.message = message
+
+    def body(self) -> dict:
+        return {"error": {"code": self.http_code, "message": self.message, "status": self.status}}
+
+
+def invalid_argument(message: str) -> ApiError:
+    return ApiError(HTTPStatus.BAD_REQUEST, "INVALID_ARGUMENT", message)
+
+
+def failed_precondition(message: str) -> ApiError:
+    return ApiError(HTTPStatus.BAD_REQUEST, "FAILED_PRECONDITION", message)
+
+
+def not_found(message: str) -> ApiError:
+    return ApiError(HTTPStatus.NOT_FOUND, "NOT_FOUND", message)
+
+
+def unauthenticated(message: str) -> ApiError:
+    return ApiError(HTTPStatus.UNAUTHORIZED, "UNAUTHENTICATED", message)
+
+
+def too_large(message: str) -> ApiError:
+    return ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "INVALID_ARGUMENT", message)
+
+
+def unavailable(message: str) -> ApiError:
+    return ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "UNAVAILABLE", message)

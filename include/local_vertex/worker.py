@@ -1,0 +1,247 @@
+"""One tuning job in its own process: resolve the data, fill the hyperparameters, train.
+
+The scheduler starts `python -m include.local_vertex.worker --job-id ID ...` for a job in
+JOB_STATE_PENDING. The worker owns the job's state from then on until it ends it (SUCCEEDED,
+FAILED, CANCELLED); if the worker dies instead, the scheduler ends it with the reason.
+A SIGTERM (service shutdown, or the parent died) stops training cooperatively and leaves the job
+active, so that the next start of the service resumes it from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from include.local_vertex.base_models import local_base_model
+from include.local_vertex.config import ServiceConfig, config_from_worker_settings
+from include.local_vertex.datasets import DatasetUriError, local_dataset_file
+from include.local_vertex.errors import RPC_CODES
+from include.local_vertex.processes import die_with_parent
+from include.local_vertex.store import JobRecord, JobStore
+from include.local_vertex.timefmt import now_rfc3339
+from include.tuning_engine.recommended import adapter_rank
+from include.tuning_engine.spec import DatasetError, TrainingSpec
+
+PROGRESS_LOG_INTERVAL_S = 10.0
+EXIT_INTERRUPTED = 75  # stopped by a signal: the job stays active and resumes on the next start
+log = logging.getLogger("include.local_vertex.worker")
+
+
+class JobReporter:
+    """The engine's TrainingReporter: writes stats and metrics to the store, logs progress."""
+
+    def __init__(self, store: JobStore, job_id: str, interrupted: threading.Event):
+        self.store = store
+        self.job_id = job_id
+        self.interrupted = interrupted
+        self._last_loss: float | None = None
+        self._last_logged = (0.0, 0)  # (monotonic time, epoch) of the last progress line
+
+    def data_stats(self, stats: dict) -> None:
+        def change(record: JobRecord):
+            record.resource["tuningDataStats"] = {"supervisedTuningDataStats": stats}
+            record.resource["updateTime"] = now_rfc3339()
+
+        self.store.update(self.job_id, change)
+        log.info("data: %s examples, %s tuning steps, %s truncated",
+                 stats.get("tuningDatasetExampleCount"), stats.get("tuningStepCount"),
+                 stats.get("totalTruncatedExampleCount"))
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        self.store.add_metrics(self.job_id, step, values, now_rfc3339())
+        if "/train_total_loss" in values:
+            self._last_loss = values["/train_total_loss"]
+        if "/eval_total_loss" in values:
+            log.info("step %d eval loss %.4f", step, values["/eval_total_loss"])
+
+    def progress(self, step: int, total_steps: int, epoch: int) -> None:
+        def change(record: JobRecord):
+            record.internal["progress"] = {"step": step, "totalSteps": total_steps, "epoch": epoch}
+
+        self.store.update(self.job_id, change)
+        # One line per epoch change, the last step, and otherwise every few seconds: the engine
+        # logs each step in detail already.
+        now = time.monotonic()
+        last_time, last_epoch = self._last_logged
+        if epoch != last_epoch or step == total_steps or now - last_time >= PROGRESS_LOG_INTERVAL_S:
+            self._last_logged = (now, epoch)
+            loss = "n/a" if self._last_loss is None else f"{self._last_loss:.4f}"
+            log.info("progress: step %d/%d epoch %d loss %s", step, total_steps, epoch, loss)
+
+    def should_stop(self) -> bool:
+        if self.interrupted.is_set():
+            return True
+        record = self.store.get(self.job_id)
+        return record is None or record.state == "JOB_STATE_CANCELLING"
+
+
+class JobRun:
+    def __init__(self, store: JobStore, config: ServiceConfig, job_id: str, interrupted: threading.Event):
+        self.store = store
+        self.config = config
+        self.job_id = job_id
+        self.interrupted = interrupted
+        self.job_dir = config.job_dir(job_id)
+
+    def run(self) -> int:
+        record = self.store.get(self.job_id)
+        if record is None or record.state != "JOB_STATE_PENDING":
+            log.warning("not starting: job is %s", record.state if record else "missing")
+            return 0
+        try:
+            spec = self._prepare(record)
+            if self._cancelled_or_interrupted_before_training():
+                return EXIT_INTERRUPTED if self.interrupted.is_set() else 0
+            self._mark_running()
+            from include.tuning_engine.trainer import train
+
+            self._limit_threads()
+            result = train(spec, JobReporter(self.store, self.job_id, self.interrupted))
+        except DatasetUriError as exc:
+            self._fail("INVALID_ARGUMENT", str(exc))
+            return 0
+        except DatasetError as exc:
+            self._fail("INVALID_ARGUMENT", f"unusable tuning data: {exc}")
+            return 0
+        except Exception as exc:  # noqa: BLE001 - every failure must end the job with its reason
+            log.exception("training failed")
+            self._fail("INTERNAL", f"training failed: {type(exc).__name__}: {exc}")
+            return 0
+        return self._finish(result)
+
+    def _prepare(self, record: JobRecord):
+        """Local data files, the local base model and the full hyperparameters, saved on the job."""
+        tuning_spec = record.resource["supervisedTuningSpec"]
+        data_dir = self.job_dir / "data"
+        training = local_dataset_file(tuning_spec["trainingDatasetUri"], self.config, data_dir / "training.jsonl",
+                                      field="supervisedTuningSpec.trainingDatasetUri")
+        validation = None
+        if tuning_spec.get("validationDatasetUri"):
+            validation = local_dataset_file(tuning_spec["validationDatasetUri"], self.config,
+                                            data_dir / "validation.jsonl",
+                                            field="supervisedTuningSpec.validationDatasetUri")
+        base_model = local_base_model(record.resource["baseModel"], self.config)
+        hyper = dict(tuning_spec.get("hyperParameters", {}))
+        if set(hyper) != {"epochCount", "adapterSize", "learningRateMultiplier"}:
+            from include.tuning_engine.recommended import recommended_hyperparameters
+
+            recommended = recommended_hyperparameters(_count_examples(training))
+            hyper = {**recommended, **hyper}
+            hyper["epochCount"] = str(hyper["epochCount"])
+            log.info("unset hyperparameters filled with the recommended values: %s", hyper)
+
+        def save(job: JobRecord):
+            job.resource["supervisedTuningSpec"]["hyperParameters"] = hyper
+            job.internal["resolvedBaseModel"] = base_model
+
+        self.store.update(self.job_id, save)
+        return TrainingSpec(
+            base_model=base_model,
+            training_data=training,
+            validation_data=validation,
+            output_dir=self.job_dir,
+            epoch_count=int(hyper["epochCount"]),
+            adapter_size=adapter_rank(hyper["adapterSize"]),
+            learning_rate_multiplier=float(hyper["learningRateMultiplier"]),
+        )
+
+    def _cancelled_or_interrupted_before_training(self) -> bool:
+        if self.interrupted.is_set():
+            return True
+        cancelled = self.store.transition(self.job_id, ["JOB_STATE_CANCELLING"], "JOB_STATE_CANCELLED",
+                                          error=_cancelled_error())
+        return cancelled is not None
+
+    def _mark_running(self) -> None:
+        def change(record: JobRecord):
+            if record.state != "JOB_STATE_PENDING":
+                return False
+            record.set_state("JOB_STATE_RUNNING")
+            record.resource.setdefault("startTime", record.resource["updateTime"])
+
+        self.store.update(self.job_id, change)
+        log.info("training started")
+
+    def _limit_threads(self) -> None:
+        if self.config.torch_threads:
+            import torch
+
+            torch.set_num_threads(self.config.torch_threads)
+
+    def _finish(self, result) -> int:
+        if result.stopped:
+            if self.store.transition(self.job_id, ["JOB_STATE_CANCELLING"], "JOB_STATE_CANCELLED",
+                                     error=_cancelled_error()):
+                log.info("cancelled after %d steps", result.steps)
+                return 0
+            log.info("interrupted after %d steps; the job resumes from its checkpoint on the next start",
+                     result.steps)
+            return EXIT_INTERRUPTED
+
+        def succeed(record: JobRecord):
+            if record.state not in ("JOB_STATE_RUNNING", "JOB_STATE_CANCELLING"):
+                return False
+            prefix = f"projects/{record.project}/locations/{record.location}"
+            record.set_state("JOB_STATE_SUCCEEDED", tunedModel={
+                "model": f"{prefix}/models/{record.id}@1",
+                "endpoint": f"{prefix}/endpoints/{record.id}",
+            })
+            record.internal["adapterDir"] = str(Path(result.adapter_dir).resolve())
+
+        self.store.update(self.job_id, succeed)
+        log.info("succeeded: %d steps, %d epochs, adapter in %s", result.steps, result.epochs_completed,
+                 result.adapter_dir)
+        return 0
+
+    def _fail(self, status: str, message: str) -> None:
+        log.error("failed: %s", message)
+        self.store.transition(
+            self.job_id,
+            ["JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_CANCELLING"],
+            "JOB_STATE_FAILED",
+            error={"code": RPC_CODES[status], "message": message},
+        )
+
+
+def _cancelled_error() -> dict:
+    # What Vertex reports on a cancelled job: google.rpc.Code.CANCELLED.
+    return {"code": RPC_CODES["CANCELLED"], "message": "the tuning job was cancelled"}
+
+
+def _count_examples(path: Path) -> int:
+    with open(path, "rb") as lines:
+        return sum(1 for line in lines if line.strip())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="run one local tuning job")
+    parser.add_argument("--job-id", required=True)
+    parser.add_argument("--settings", required=True, help="JSON from config.worker_settings")
+    parser.add_argument("--parent-pid", type=int, required=True)
+    args = parser.parse_args()
+    die_with_parent(args.parent_pid)
+    interrupted = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: interrupted.set())
+
+    config = config_from_worker_settings(json.loads(args.settings))
+    job_dir = config.job_dir(args.job_id)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    formatter = logging.Formatter(f"%(asctime)s %(levelname)s job {args.job_id}: %(message)s")
+    handlers = [logging.FileHandler(job_dir / "worker.log"), logging.StreamHandler(sys.stderr)]
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
+
+    store = JobStore(config.db_path)
+    sys.exit(JobRun(store, config, args.job_id, interrupted).run())
+
+
+if __name__ == "__main__":
+    main()

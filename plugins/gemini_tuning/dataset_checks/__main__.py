@@ -50,5 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_VALID if report.valid else EXIT_INVALID
 
 
-if __name__ == "__main__":
+# Airflow's plugin manager executes every .py file under plugins/ under its bare name, so this
+# file also runs as "__main__" there: only `python -m gemini_tuning.dataset_checks` sets the package.
+if __name__ == "__main__" and __package__ == "gemini_tuning.dataset_checks":
     sys.exit(main())

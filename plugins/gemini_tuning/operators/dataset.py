@@ -30,7 +30,7 @@ class ValidateTuningDatasetOperator(BaseOperator):
 
     :param training_dataset: Training JSONL: a local path, file:// or gs:// URI. (templated)
     :param validation_dataset: Optional validation JSONL, same forms. (templated)
-    :param task_type: Optional classification, summarization, extractive_qa or chat: enables its checks. (templated)
+    :param tuning_task: Optional task type: classification, summarization, extractive_qa or chat: enables its checks. (templated)
     :param backend: "vertex" or "local": the local backend accepts text parts only. (templated)
     :param tokenizer: Optional tokenizer folder to count tokens with (the local model's); default: estimate. (templated)
     :param report_dir: Optional folder for report.html and the raw expectation results. (templated)
@@ -40,7 +40,7 @@ class ValidateTuningDatasetOperator(BaseOperator):
     template_fields: Sequence[str] = (
         "training_dataset",
         "validation_dataset",
-        "task_type",
+        "tuning_task",
         "backend",
         "tokenizer",
         "report_dir",
@@ -53,7 +53,7 @@ class ValidateTuningDatasetOperator(BaseOperator):
         *,
         training_dataset: str,
         validation_dataset: str | None = None,
-        task_type: str | None = None,
+        tuning_task: str | None = None,
         backend: str = "vertex",
         tokenizer: str | None = None,
         report_dir: str | None = None,
@@ -63,7 +63,7 @@ class ValidateTuningDatasetOperator(BaseOperator):
         super().__init__(**kwargs)
         self.training_dataset = training_dataset
         self.validation_dataset = validation_dataset
-        self.task_type = task_type
+        self.tuning_task = tuning_task
         self.backend = backend
         self.tokenizer = tokenizer
         self.report_dir = report_dir
@@ -75,7 +75,7 @@ class ValidateTuningDatasetOperator(BaseOperator):
         report = validate_dataset(
             self.training_dataset,
             self.validation_dataset or None,
-            task=self.task_type or None,
+            task=self.tuning_task or None,
             backend=self.backend,
             tokenizer=self.tokenizer or None,
             report_dir=self.report_dir or None,

@@ -1,0 +1,74 @@
+"""The streaming pass: one row per line, exact offsets, parallel ranges equal a single pass."""
+
+from __future__ import annotations
+
+import pytest
+
+from gemini_tuning.dataset_checks.features import extract_features
+
+from .conftest import example, jsonl
+
+MIXED = [
+    example("a", system="s"),
+    "",
+    '{"contents": [broken',
+    example("b", "label-x"),
+    b'{"contents": "\xff"}',
+    example("c", "label-y"),
+    example("a", system="s"),
+] * 3
+
+
+def test_offsets_and_byte_counts_match_the_file(tmp_path):
+    path = tmp_path / "train.jsonl"
+    data = b"\xef\xbb\xbf" + jsonl(*MIXED).replace(b"\n", b"\r\n")[:-2]  # BOM, CRLF, no final newline
+    path.write_bytes(data)
+    table = extract_features(path, workers=1)
+    frame = table.frame
+    assert list(frame["line"]) == list(range(1, len(MIXED) + 1))
+    assert int(frame["bytes"].sum()) == len(data) == table.size_bytes
+    assert table.has_bom and table.crlf_lines == len(MIXED) - 1
+    for offset, size in zip(frame["offset"], frame["bytes"]):
+        line = data[offset : offset + size]
+        assert line.endswith(b"\n") or offset + size == len(data)
+    assert list(frame["status"][:5]) == ["ok", "blank", "invalid_json", "ok", "invalid_utf8"]
+
+
+def test_parallel_ranges_give_the_same_frame_and_notes(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(jsonl(*MIXED))
+    single = extract_features(path, with_label=True, workers=1)
+    parallel = extract_features(path, with_label=True, workers=3)
+    assert single.frame.equals(parallel.frame)
+    assert single.notes == parallel.notes
+    assert list(single.frame["label"].dropna().unique()) == ["4", "label-x", "label-y"]
+
+
+def test_the_hash_ignores_format_and_formatting(tmp_path):
+    legacy = {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "a"},
+                           {"role": "model", "content": "4"}]}  # fmt: skip
+    spaced = '{"systemInstruction": {"parts": [{"text": "s"}]},   "contents": [{"parts": [{"text": "a"}], "role": "user"}, {"role": "model", "parts": [{"text": "4"}]}]}'
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(jsonl(example("a", system="s"), legacy, spaced, example("a")))
+    hashes = list(extract_features(path).frame["hash"])
+    assert hashes[0] == hashes[1] == hashes[2] != hashes[3]
+
+
+@pytest.mark.slow
+def test_tokens_counted_with_a_real_tokenizer(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    texts = ["the quick brown fox", "jumps over the lazy dog", "s"]
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.Whitespace()
+    bpe.train_from_iterator(texts * 10, trainers.BpeTrainer(vocab_size=60, special_tokens=["<unk>"]))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="<unk>")
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(jsonl(example(texts[0], texts[1], system="s"), "not json", example("fox", "dog")))
+    table = extract_features(path, tokenizer=str(tmp_path / "tokenizer"))
+    expected = len(tokenizer("s\nthe quick brown fox\njumps over the lazy dog", add_special_tokens=False)["input_ids"])
+    assert table.tokens_counted
+    assert list(table.frame["tokens"]) == [expected, 0, 2]

@@ -1,0 +1,86 @@
+"""generateContent on the (untuned) tiny model: options, finish reasons, usage counts."""
+
+import pytest
+
+from include.tuning_engine.generation import Generator
+from include.tuning_engine.rendering import render_prompt
+from include.tuning_engine.conversation import chat_messages
+
+
+@pytest.fixture(scope="module")
+def generator():
+    return Generator()
+
+
+def ask(text: str = "hello", **config) -> dict:
+    return {"contents": [{"role": "user", "parts": [{"text": text}]}], "generationConfig": config}
+
+
+def answer(response: dict) -> str:
+    return response["candidates"][0]["content"]["parts"][0]["text"]
+
+
+def test_greedy_is_deterministic_and_counts_real_tokens(generator, tiny_model, tiny_tokenizer):
+    first = generator.generate(tiny_model, None, ask(temperature=0, maxOutputTokens=12))
+    second = generator.generate(tiny_model, None, ask(temperature=0, maxOutputTokens=12))
+    assert answer(first) == answer(second)
+    usage = first["usageMetadata"]
+    prompt = render_prompt(tiny_tokenizer, chat_messages(ask()))
+    assert usage["promptTokenCount"] == len(prompt)
+    assert usage["totalTokenCount"] == usage["promptTokenCount"] + usage["candidatesTokenCount"]
+    assert 1 <= usage["candidatesTokenCount"] <= 12
+
+
+def test_max_output_tokens_ends_with_max_tokens(generator, tiny_model):
+    # An untuned random model practically never emits its end token within 5 steps.
+    response = generator.generate(tiny_model, None, ask(temperature=0, maxOutputTokens=5))
+    assert response["candidates"][0]["finishReason"] == "MAX_TOKENS"
+    assert response["usageMetadata"]["candidatesTokenCount"] == 5
+
+
+def test_stop_sequence_cuts_the_answer_and_reports_stop(generator, tiny_model):
+    full = answer(generator.generate(tiny_model, None, ask(temperature=0, maxOutputTokens=8)))
+    stop = full[3:5]
+    response = generator.generate(tiny_model, None, ask(temperature=0, maxOutputTokens=8, stopSequences=[stop]))
+    assert answer(response) == full[: full.find(stop)]
+    assert response["candidates"][0]["finishReason"] == "STOP"
+
+
+def test_sampling_follows_the_seed(generator, tiny_model):
+    def sample(seed):
+        request = ask(temperature=1.0, topP=0.9, topK=50, maxOutputTokens=10, seed=seed)
+        return answer(generator.generate(tiny_model, None, request))
+
+    assert sample(7) == sample(7)
+    assert len({sample(seed) for seed in range(4)}) > 1
+
+
+def test_multi_turn_system_instruction_and_candidates(generator, tiny_model):
+    request = {
+        "system_instruction": {"parts": [{"text": "Be brief."}]},
+        "contents": [
+            {"role": "user", "parts": [{"text": "hi"}]},
+            {"role": "model", "parts": [{"text": "hello"}]},
+            {"role": "user", "parts": [{"text": "again"}]},
+        ],
+        "generation_config": {"candidate_count": 2, "max_output_tokens": 3, "seed": 1},
+    }
+    response = generator.generate(tiny_model, None, request)
+    assert [candidate["index"] for candidate in response["candidates"]] == [0, 1]
+    assert all(candidate["content"]["role"] == "model" for candidate in response["candidates"])
+
+
+@pytest.mark.parametrize(
+    ("request_body", "message"),
+    [
+        ({"contents": []}, "contents"),
+        (ask(temperature=3), "temperature must be between 0.0 and 2.0"),
+        (ask(topK=1.5), "topK must be an integer"),
+        (ask(maxOutputTokens=0), "maxOutputTokens"),
+        (ask(stopSequences="END"), "stopSequences"),
+        ({"contents": [{"role": "user", "parts": [{"text": "q"}]}, {"role": "model", "parts": [{"text": "a"}]}]}, "role 'user'"),
+    ],
+)
+def test_bad_requests_raise_value_error(generator, tiny_model, request_body, message):
+    with pytest.raises(ValueError, match=message):
+        generator.generate(tiny_model, None, request_body)

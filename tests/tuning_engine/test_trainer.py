@@ -1,0 +1,121 @@
+"""Real LoRA training of the tiny model on a toy task (a few seconds per run)."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from include.tuning_engine.dataset import load_examples
+from include.tuning_engine.generation import Generator
+from include.tuning_engine.runtime import load_tokenizer
+from include.tuning_engine.spec import DatasetError, TrainingSpec
+from include.tuning_engine.trainer import train
+from tests.tuning_engine.helpers import TOY_PAIRS, RecordingReporter
+
+TRAIN_METRICS = {"/train_total_loss", "/train_fraction_of_correct_next_step_preds", "/train_num_predictions"}
+EVAL_METRICS = {"/eval_total_loss", "/eval_fraction_of_correct_next_step_preds", "/eval_num_predictions"}
+EPOCHS = 6  # 48 examples, batch 8: 36 steps
+
+
+def toy_spec(tiny_model, toy_data, output_dir: Path, **changes) -> TrainingSpec:
+    train_path, validation_path = toy_data
+    spec = TrainingSpec(
+        base_model=tiny_model,
+        training_data=train_path,
+        validation_data=validation_path,
+        output_dir=output_dir,
+        epoch_count=EPOCHS,
+        adapter_size=8,
+        learning_rate_multiplier=10.0,
+        seed=0,
+        batch_size=8,
+    )
+    return replace(spec, **changes)
+
+
+@pytest.fixture(scope="module")
+def toy_run(tiny_model, toy_data, tmp_path_factory):
+    reporter = RecordingReporter()
+    spec = toy_spec(tiny_model, toy_data, tmp_path_factory.mktemp("toy-run"))
+    return spec, train(spec, reporter), reporter
+
+
+@pytest.mark.slow
+def test_loss_falls_and_the_tuned_model_answers(toy_run):
+    spec, result, reporter = toy_run
+    losses = reporter.series("/train_total_loss")
+    assert not result.stopped and result.steps == EPOCHS * 6 and result.epochs_completed == EPOCHS
+    assert sum(losses[-6:]) / 6 < 0.2 * sum(losses[:6]) / 6
+    assert reporter.series("/eval_fraction_of_correct_next_step_preds")[-1] == 1.0
+
+    generator = Generator()
+    for question, answer in TOY_PAIRS:
+        request = {"contents": [{"role": "user", "parts": [{"text": question}]}], "generationConfig": {"temperature": 0}}
+        response = generator.generate(spec.base_model, result.adapter_dir, request)
+        assert response["candidates"][0]["content"]["parts"][0]["text"] == answer
+        assert response["candidates"][0]["finishReason"] == "STOP"  # it learned to end its turn
+
+
+@pytest.mark.slow
+def test_metrics_names_counts_and_progress(toy_run):
+    spec, result, reporter = toy_run
+    train_points = [(step, values) for step, values in reporter.metrics_log if set(values) == TRAIN_METRICS]
+    eval_points = [(step, values) for step, values in reporter.metrics_log if set(values) == EVAL_METRICS]
+    assert len(train_points) + len(eval_points) == len(reporter.metrics_log)
+    assert [step for step, _ in train_points] == list(range(1, result.steps + 1))
+    assert [step for step, _ in eval_points] == [6 * epoch for epoch in range(1, EPOCHS + 1)]  # every epoch, the last at the end
+    # each epoch predicts every answer token of the training set once; each evaluation, the validation set's
+    answer_tokens = reporter.stats["userOutputTokenDistribution"]["sum"]
+    for epoch in range(EPOCHS):
+        assert sum(values["/train_num_predictions"] for _, values in train_points[6 * epoch : 6 * epoch + 6]) == answer_tokens
+    validation = load_examples(spec.validation_data, load_tokenizer(spec.base_model), spec.max_example_tokens)
+    assert {values["/eval_num_predictions"] for _, values in eval_points} == {sum(e.output_token_count for e in validation)}
+    assert all(0 <= values["/train_fraction_of_correct_next_step_preds"] <= 1 for _, values in train_points)
+    assert reporter.progress_log[-1] == (result.steps, result.steps, EPOCHS)
+    assert reporter.stats["tuningDatasetExampleCount"] == 48 and reporter.stats["tuningStepCount"] == result.steps
+    assert (result.adapter_dir / "adapter_config.json").exists()
+    assert len(list((spec.output_dir / "checkpoints").glob("epoch-*.pt"))) == EPOCHS
+
+
+@pytest.mark.slow
+def test_should_stop_ends_the_run_at_the_next_step(tiny_model, toy_data, tmp_path):
+    reporter = RecordingReporter(stop_after_step=3)
+    result = train(toy_spec(tiny_model, toy_data, tmp_path), reporter)
+    assert result.stopped and result.steps == 3
+    assert len(reporter.progress_log) == 3
+    assert not result.adapter_dir.exists()
+
+
+@pytest.mark.slow
+def test_resume_from_checkpoint_gives_the_uninterrupted_curve(tiny_model, toy_data, tmp_path, toy_run):
+    _, _, uninterrupted = toy_run
+    spec = toy_spec(tiny_model, toy_data, tmp_path)
+    stopped = train(spec, RecordingReporter(stop_after_step=6 * 2 + 1))  # stops one step into epoch 3
+    assert stopped.stopped and stopped.epochs_completed == 2
+
+    resumed_reporter = RecordingReporter()
+    resumed = train(spec, resumed_reporter)
+    assert not resumed.stopped and resumed.steps == EPOCHS * 6
+    assert resumed_reporter.progress_log[0][0] == 6 * 2 + 1  # continued from the epoch-2 checkpoint
+    expected = uninterrupted.series("/train_total_loss")[6 * 2 :]
+    assert resumed_reporter.series("/train_total_loss") == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.slow
+def test_same_seed_same_curve_other_seed_other_curve(tiny_model, toy_data, tmp_path):
+    curves = {}
+    for name, seed in (("first", 0), ("again", 0), ("other", 1)):
+        reporter = RecordingReporter()
+        train(toy_spec(tiny_model, toy_data, tmp_path / name, epoch_count=2, seed=seed), reporter)
+        curves[name] = reporter.series("/train_total_loss")
+    assert curves["first"] == curves["again"]
+    assert curves["first"] != curves["other"]
+
+
+def test_bad_training_data_raises_dataset_error_before_training(tiny_model, toy_data, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"contents": [{"role": "user", "parts": [{"text": "q"}]}]}\n')
+    reporter = RecordingReporter()
+    with pytest.raises(DatasetError, match="line 1"):
+        train(toy_spec(tiny_model, toy_data, tmp_path / "out", training_data=bad), reporter)
+    assert reporter.progress_log == []

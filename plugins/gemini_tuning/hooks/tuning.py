@@ -208,10 +208,11 @@ class GenAITuningHook(GoogleBaseHook):
         labels: dict[str, str] | None = None,
     ) -> TuningJob:
         """Start a supervised tuning job; hyperparameters left as None get the service's recommendation."""
-        from google.genai.types import CreateTuningJobConfig, TuningDataset
+        from google.genai.types import CreateTuningJobConfig, TuningDataset, TuningValidationDataset
 
         config = CreateTuningJobConfig(
-            validation_dataset_uri=validation_dataset_uri,
+            # Not `validation_dataset_uri`: google-genai sends that field for reinforcement tuning only.
+            validation_dataset=TuningValidationDataset(gcs_uri=validation_dataset_uri) if validation_dataset_uri else None,
             tuned_model_display_name=tuned_model_display_name,
             description=description,
             epoch_count=epoch_count,
@@ -270,7 +271,11 @@ class GenAITuningHook(GoogleBaseHook):
         from google.genai.types import GenerateContentConfig
 
         config = GenerateContentConfig.model_validate(
-            {**(generation_config or {}), "system_instruction": system_instruction}
+            {
+                **(generation_config or {}),
+                "system_instruction": system_instruction,
+                "automatic_function_calling": {"disable": True},  # plain prompts: no tools to call
+            }
         )
         return self.client.models.generate_content(model=model, contents=contents, config=config)
 
@@ -293,7 +298,7 @@ class GenAITuningHook(GoogleBaseHook):
         """The HTTP request (url, params, headers) that reads the local service's tuning series."""
         return {
             "url": f"{self.base_url}/v1/{experiment}/runs/train/timeSeries:batchRead",
-            "params": [("timeSeries", metric) for metric in TUNING_METRICS],
+            "params": [("timeSeries", metric.lstrip("/")) for metric in TUNING_METRICS],  # series ids
             "headers": {"Authorization": f"Bearer {self.static_token}"} if self.static_token else {},
         }
 

@@ -1,0 +1,39 @@
+"""Helpers of the gemini_tuning tests: a task's context, what it pushed, waiting for a job."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from unittest import mock
+
+SAMPLE = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "classification"
+
+
+def sample_lines(name: str, count: int) -> list[str]:
+    """The first lines of a file of the classification sample set."""
+    return (SAMPLE / name).read_text(encoding="utf-8").splitlines()[:count]
+
+
+def task_context(dag_id: str = "tuning_tests", run_id: str | None = None, task_id: str = "create", try_number: int = 1):
+    """The part of a task's context these operators use: the task instance's identity and XCom push."""
+    ti = mock.MagicMock(
+        dag_id=dag_id, run_id=run_id or f"manual__{uuid.uuid4()}", task_id=task_id, map_index=-1, try_number=try_number
+    )
+    return {"ti": ti}
+
+
+def pushed(context) -> dict:
+    """What the task pushed to XCom, by key."""
+    return {c.kwargs["key"]: c.kwargs["value"] for c in context["ti"].xcom_push.call_args_list}
+
+
+def wait_for_state(hook, job_name: str, states: set[str], timeout: float = 120) -> str:
+    from gemini_tuning.hooks.tuning import job_state
+
+    deadline = time.monotonic() + timeout
+    while True:
+        state = job_state(hook.get_tuning_job(job_name))
+        if state in states or time.monotonic() > deadline:
+            return state
+        time.sleep(0.5)

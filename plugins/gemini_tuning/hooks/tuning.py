@@ -311,6 +311,7 @@ class GenAITuningHook(GoogleBaseHook):
 
     def _read_vertex_experiment(self, experiment: str) -> list[dict[str, Any]]:
         """Read every run of the Vertex experiment the tuning job logged to, as tidy rows."""
+        import pandas as pd
         from google.cloud import aiplatform
 
         credentials, project_id = self.get_credentials_and_project_id()
@@ -323,17 +324,18 @@ class GenAITuningHook(GoogleBaseHook):
         )
         rows: list[dict[str, Any]] = []
         for run in runs:
-            frame = run.get_time_series_data_frame()
-            for metric in TUNING_METRICS:
-                if metric not in frame.columns:
+            frame = run.get_time_series_data_frame()  # columns: step, wall_time, one per series
+            for column in frame.columns.difference(["step", "wall_time"]):
+                metric = "/" + str(column).lstrip("/")
+                if metric not in TUNING_METRICS:
                     continue
-                for record in frame[["step", "wall_time", metric]].dropna(subset=[metric]).itertuples(index=False):
+                for step, wall_time, value in frame[["step", "wall_time", column]].dropna().itertuples(index=False):
                     rows.append(
                         {
                             "metric": metric,
-                            "step": int(record[0]),
-                            "value": float(record[2]),
-                            "wall_time": record[1].isoformat() if hasattr(record[1], "isoformat") else record[1],
+                            "step": int(step),
+                            "value": float(value),
+                            "wall_time": pd.Timestamp(wall_time).isoformat(),
                         }
                     )
         return rows

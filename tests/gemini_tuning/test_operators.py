@@ -1,0 +1,194 @@
+"""Operator logic that needs no service: labels, hyperparameters, scoring, the metrics archive."""
+
+from __future__ import annotations
+
+import json
+from unittest import mock
+
+import pandas as pd
+import pytest
+from google.genai import types
+
+from airflow.sdk.exceptions import AirflowException
+from gemini_tuning.operators.archive_metrics import ArchiveTuningMetricsOperator, final_metrics, metrics_frame, plot_curves
+from gemini_tuning.operators.smoke_test import SmokeTestOperator, is_correct, normalize
+from gemini_tuning.operators.tuning_job import CreateTuningJobOperator, adapter_size_name, run_labels
+from tests.gemini_tuning.helpers import pushed, task_context
+
+JOB = "projects/p/locations/us-central1/tuningJobs/1"
+
+
+def test_run_labels_are_the_same_on_every_try_and_differ_between_runs():
+    context = task_context(dag_id="Gemini.Tuning", run_id="manual__2026-01-01T00:00:00+00:00", task_id="create")
+    first = run_labels(context)
+    context["ti"].try_number = 3
+    assert run_labels(context) == first
+    assert first["airflow_dag_id"] == "gemini-tuning" and first["airflow_task_id"] == "create"
+    assert run_labels(task_context(dag_id="Gemini.Tuning", run_id="manual__other"))["airflow_run_hash"] != first["airflow_run_hash"]
+    mapped = task_context(run_id="r")
+    mapped["ti"].map_index = 2
+    assert run_labels(mapped)["airflow_task_id"] == "create-2"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, None), ("", None), (4, "ADAPTER_SIZE_FOUR"), ("16", "ADAPTER_SIZE_SIXTEEN"), ("adapter_size_one", "ADAPTER_SIZE_ONE")],
+)
+def test_adapter_sizes(value, expected):
+    assert adapter_size_name(value) == expected
+
+
+def test_bad_hyperparameters_say_which_field():
+    with pytest.raises(ValueError, match="adapter_size must be one of"):
+        adapter_size_name(3)
+    operator = CreateTuningJobOperator(task_id="c", base_model="m", training_dataset_uri="gs://b/t.jsonl", epoch_count="four")
+    with mock.patch.object(CreateTuningJobOperator, "hook") as hook:
+        hook.find_tuning_jobs_by_labels.return_value = []
+        with pytest.raises(ValueError, match="epoch_count must be int, got 'four'"):
+            operator.execute(task_context())
+        hook.create_tuning_job.assert_not_called()
+
+
+def test_create_reuses_running_and_succeeded_jobs_but_not_failed_ones():
+    failed = types.TuningJob(name="failed", state="JOB_STATE_FAILED")
+    running = types.TuningJob(name="running", state="JOB_STATE_RUNNING")
+    operator = CreateTuningJobOperator(task_id="c", base_model="m", training_dataset_uri="gs://b/t.jsonl")
+    with mock.patch.object(CreateTuningJobOperator, "hook") as hook:
+        hook.job_url.return_value = "http://svc/v1/running"
+        hook.find_tuning_jobs_by_labels.return_value = [failed, running]
+        context = task_context()
+        assert operator.execute(context)["name"] == "running"
+        hook.create_tuning_job.assert_not_called()
+        assert pushed(context) == {"tuning_job_name": "running", "tuning_job_url": "http://svc/v1/running"}
+
+        hook.find_tuning_jobs_by_labels.return_value = [failed]
+        hook.create_tuning_job.return_value = types.TuningJob(name="new", state="JOB_STATE_QUEUED")
+        assert operator.execute(task_context())["name"] == "new"
+
+
+def test_answer_comparison():
+    assert normalize("  Billing.\n") == "billing"
+    assert is_correct("Billing.", "billing", "exact_match")
+    assert not is_correct("billing issue", "billing", "exact_match")
+    assert is_correct("It is a Billing issue", "billing", "contains")
+
+
+def _response(text: str) -> types.GenerateContentResponse:
+    return types.GenerateContentResponse(
+        candidates=[types.Candidate(content=types.Content(role="model", parts=[types.Part(text=text)]))]
+    )
+
+
+def _smoke(answers: dict[str, list[str]], **kwargs):
+    """Run the smoke test with the tuned and base models answering from `answers`, in order."""
+    remaining = {model: iter(texts) for model, texts in answers.items()}
+    operator = SmokeTestOperator(task_id="smoke", model="endpoints/1", **kwargs)
+    context = task_context()
+    with mock.patch.object(SmokeTestOperator, "hook") as hook:
+        hook.generate_content.side_effect = lambda model, **_: _response(next(remaining[model]))
+        try:
+            return operator.execute(context), hook
+        finally:
+            operator.pushed = pushed(context)
+
+
+PROMPTS = [{"prompt": "a", "expected": "billing"}, {"prompt": "b", "expected": "shipping"}, "c"]
+
+
+def test_smoke_test_scores_tuned_and_base_models():
+    results, hook = _smoke(
+        {"endpoints/1": ["billing", "Shipping.", "free text"], "base": ["no", "shipping", "x"]},
+        prompts=PROMPTS,
+        base_model="base",
+        temperature="0.2",
+        top_p="0.9",
+        top_k="5",
+        max_output_tokens="8",
+        min_score="0.9",
+        require_better_than_base="True",
+    )
+    assert results["tuned"] | {"seconds_per_prompt": 0} == {
+        "answered": 3, "empty_answers": 0, "scored": 2, "correct": 2, "score": 1.0, "seconds_per_prompt": 0
+    }
+    assert results["base"]["score"] == 0.5
+    assert hook.generate_content.call_args.kwargs["generation_config"] == {
+        "temperature": 0.2, "topP": 0.9, "topK": 5, "maxOutputTokens": 8
+    }
+
+
+@pytest.mark.parametrize(
+    ("answers", "kwargs", "failure"),
+    [
+        (["billing", "", "x"], {}, "1 empty answer"),
+        (["billing", "returns", "x"], {"min_score": 0.75}, "score 0.500 is below the threshold 0.750"),
+        (["billing", "returns", "x"], {"require_better_than_base": True}, "below the base model's 1.000"),
+    ],
+)
+def test_smoke_test_failures(answers, kwargs, failure):
+    with pytest.raises(AirflowException, match=failure):
+        _smoke({"endpoints/1": answers, "base": ["billing", "shipping", "x"]}, prompts=PROMPTS, base_model="base", **kwargs)
+
+
+def test_smoke_test_samples_the_validation_set(tmp_path):
+    lines = [
+        {"contents": [{"role": "user", "parts": [{"text": f"q{i}"}]}, {"role": "model", "parts": [{"text": f"a{i}"}]}]}
+        for i in range(10)
+    ]
+    validation = tmp_path / "validation.jsonl"
+    validation.write_text("\n".join(json.dumps(line) for line in lines))
+    results, hook = _smoke(
+        {"endpoints/1": [f"a{i}" for i in range(10)]},
+        validation_dataset_uri=str(validation),
+        max_prompts=4,
+        compare_with_base_model=False,
+    )
+    assert results["prompt_count"] == 4 and results["tuned"]["scored"] == 4
+    assert results["base"] is None
+
+
+def test_smoke_test_needs_prompts():
+    with pytest.raises(ValueError, match="No prompts"):
+        _smoke({"endpoints/1": []}, compare_with_base_model=False)
+
+
+ROWS = [
+    {"metric": "/train_total_loss", "step": 2, "value": 1.5, "wall_time": "2026-01-01T00:00:02Z"},
+    {"metric": "/train_total_loss", "step": 1, "value": 2.0, "wall_time": "2026-01-01T00:00:01Z"},
+    {"metric": "/eval_total_loss", "step": 2, "value": 1.8, "wall_time": "2026-01-01T00:00:02.5Z"},
+    {"metric": "/train_fraction_of_correct_next_step_preds", "step": 2, "value": 0.4, "wall_time": "2026-01-01T00:00:02Z"},
+]
+
+
+def test_metrics_frame_is_tidy_and_sorted():
+    frame = metrics_frame(ROWS)
+    assert list(frame.columns) == ["metric", "step", "value", "wall_time"]
+    assert list(frame[frame["metric"] == "/train_total_loss"]["step"]) == [1, 2]
+    assert str(frame["wall_time"].dtype).startswith("datetime64") and str(frame["wall_time"].dt.tz) == "UTC"
+    assert final_metrics(frame)["/train_total_loss"] == {"step": 2, "value": 1.5}
+    assert metrics_frame([]).empty
+
+
+def test_curves_png_even_without_eval_series():
+    assert plot_curves(metrics_frame(ROWS), "job").startswith(b"\x89PNG")
+    assert plot_curves(metrics_frame(ROWS[:2]), "job").startswith(b"\x89PNG")
+
+
+def test_archive_writes_under_a_file_uri(tmp_path):
+    job = types.TuningJob(
+        name=JOB,
+        state="JOB_STATE_SUCCEEDED",
+        supervised_tuning_spec=types.SupervisedTuningSpec(hyper_parameters=types.SupervisedHyperParameters(epoch_count=2)),
+    )
+    operator = ArchiveTuningMetricsOperator(
+        task_id="archive", tuning_job_name=JOB, archive_prefix=(tmp_path / "a" / "b").as_uri(), smoke_test_results='{"x": 1}'
+    )
+    with mock.patch.object(ArchiveTuningMetricsOperator, "hook") as hook:
+        hook.get_tuning_job.return_value = job
+        hook.read_metric_series.return_value = ROWS
+        written = operator.execute(task_context())
+    assert written["summary.json"] == (tmp_path / "a" / "b" / "summary.json").as_uri()
+    summary = json.loads((tmp_path / "a" / "b" / "summary.json").read_text())
+    assert summary["hyperparameters"] == {"epochCount": 2}
+    assert summary["smoke_test"] == {"x": 1}
+    assert summary["data_stats"] == {}
+    assert len(pd.read_csv(tmp_path / "a" / "b" / "metrics.csv")) == 4

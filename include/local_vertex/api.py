@@ -221,7 +221,7 @@ def create_app(config: ServiceConfig, store: JobStore, scheduler: Scheduler,
     def health():
         """Liveness for docker-compose and the test fixture; needs no token, tells no secrets."""
         return json_response({"status": "ok", "storage": "ok" if storage_alive() else "down",
-                              "jobs": store.state_counts(), "runningWorkers": len(scheduler.workers)})
+                              "jobs": store.state_counts(), "workers": scheduler.workers})
 
     return app
 
@@ -230,6 +230,8 @@ def _insert_job(store: JobStore, project: str, location: str, job: dict) -> JobR
     job_id = str(10**17 + secrets.randbelow(9 * 10**17))  # numeric, like Vertex's ids
     now = now_rfc3339()
     name = f"projects/{project}/locations/{location}/tuningJobs/{job_id}"
+    # Vertex makes up a display name when none is given.
+    job.setdefault("tunedModelDisplayName", f"{canonical_base_model(job['baseModel'])}-tuned-{job_id}")
     resource = {"name": name, **job, "state": "JOB_STATE_QUEUED", "createTime": now, "updateTime": now,
                 "experiment": tensorboard.experiment_path(project, location, job_id)}
     return store.insert(job_id, project, location, resource)

@@ -104,3 +104,39 @@ def test_get_unknown_job_is_not_found(local_vertex):
     with pytest.raises(errors.ClientError) as raised:
         client.tunings.get(name=f"{local_vertex.parent}/tuningJobs/123")
     assert raised.value.code == 404
+
+
+def test_generate_content_on_the_tuned_endpoint(tuned_job, local_vertex):
+    from google.genai import types
+
+    client = local_vertex.genai_client()
+    response = client.models.generate_content(
+        model=tuned_job.tuned_model.endpoint,
+        contents="message 99: my billing question",
+        config=types.GenerateContentConfig(temperature=0, max_output_tokens=6,
+                                           system_instruction="Classify the message."),
+    )
+    assert isinstance(response.text, str)
+    assert response.candidates[0].finish_reason in (types.FinishReason.STOP, types.FinishReason.MAX_TOKENS)
+    usage = response.usage_metadata
+    assert usage.total_token_count == usage.prompt_token_count + usage.candidates_token_count
+    assert 0 < usage.candidates_token_count <= 6
+
+
+def test_generate_content_on_a_base_model_is_deterministic_at_temperature_zero(local_vertex):
+    from google.genai import types
+
+    client = local_vertex.genai_client(api_version=None)
+    config = types.GenerateContentConfig(temperature=0, max_output_tokens=5)
+    first = client.models.generate_content(model="gemini-2.5-flash", contents="hello", config=config)
+    second = client.models.generate_content(model="gemini-2.5-flash", contents="hello", config=config)
+    assert first.text == second.text
+
+
+def test_generate_content_on_an_unknown_endpoint_is_not_found(local_vertex):
+    from google.genai import errors
+
+    client = local_vertex.genai_client()
+    with pytest.raises(errors.ClientError) as raised:
+        client.models.generate_content(model=f"{local_vertex.parent}/endpoints/42", contents="hi")
+    assert raised.value.code == 404

@@ -22,7 +22,11 @@ def tuning_connection(local_vertex):
         {
             "conn_type": "google_cloud_platform",
             "password": local_vertex.token,
-            "extra": {"project": local_vertex.project, "location": local_vertex.location, "base_url": local_vertex.base_url},
+            "extra": {
+                "project": local_vertex.project,
+                "location": local_vertex.location,
+                "base_url": local_vertex.base_url,
+            },
         }
     )
     yield local_vertex

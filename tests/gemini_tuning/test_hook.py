@@ -138,7 +138,8 @@ def test_vertex_metrics_come_from_the_experiment_through_aiplatform(connection):
             "unrelated": [1.0, 1.0],
         }
     )
-    job = types.TuningJob(name=JOB, experiment="projects/my-project/locations/europe-west4/metadataStores/default/contexts/tuning-exp-1")
+    experiment = "projects/my-project/locations/europe-west4/metadataStores/default/contexts/tuning-exp-1"
+    job = types.TuningJob(name=JOB, experiment=experiment)
     with (
         mock.patch(f"{BASE_GOOGLE}.get_credentials_and_project_id", return_value=(credentials, None)),
         mock.patch("google.cloud.aiplatform.ExperimentRun.list", return_value=[run]) as list_runs,

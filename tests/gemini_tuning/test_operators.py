@@ -10,7 +10,12 @@ import pytest
 from google.genai import types
 
 from airflow.sdk.exceptions import AirflowException
-from gemini_tuning.operators.archive_metrics import ArchiveTuningMetricsOperator, final_metrics, metrics_frame, plot_curves
+from gemini_tuning.operators.archive_metrics import (
+    ArchiveTuningMetricsOperator,
+    final_metrics,
+    metrics_frame,
+    plot_curves,
+)
 from gemini_tuning.operators.smoke_test import SmokeTestOperator, is_correct, normalize
 from gemini_tuning.operators.tuning_job import CreateTuningJobOperator, adapter_size_name, run_labels
 from tests.gemini_tuning.helpers import pushed, task_context
@@ -24,7 +29,8 @@ def test_run_labels_are_the_same_on_every_try_and_differ_between_runs():
     context["ti"].try_number = 3
     assert run_labels(context) == first
     assert first["airflow_dag_id"] == "gemini-tuning" and first["airflow_task_id"] == "create"
-    assert run_labels(task_context(dag_id="Gemini.Tuning", run_id="manual__other"))["airflow_run_hash"] != first["airflow_run_hash"]
+    other_run = task_context(dag_id="Gemini.Tuning", run_id="manual__other")
+    assert run_labels(other_run)["airflow_run_hash"] != first["airflow_run_hash"]
     mapped = task_context(run_id="r")
     mapped["ti"].map_index = 2
     assert run_labels(mapped)["airflow_task_id"] == "create-2"
@@ -32,7 +38,13 @@ def test_run_labels_are_the_same_on_every_try_and_differ_between_runs():
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(None, None), ("", None), (4, "ADAPTER_SIZE_FOUR"), ("16", "ADAPTER_SIZE_SIXTEEN"), ("adapter_size_one", "ADAPTER_SIZE_ONE")],
+    [
+        (None, None),
+        ("", None),
+        (4, "ADAPTER_SIZE_FOUR"),
+        ("16", "ADAPTER_SIZE_SIXTEEN"),
+        ("adapter_size_one", "ADAPTER_SIZE_ONE"),
+    ],
 )
 def test_adapter_sizes(value, expected):
     assert adapter_size_name(value) == expected
@@ -41,7 +53,9 @@ def test_adapter_sizes(value, expected):
 def test_bad_hyperparameters_say_which_field():
     with pytest.raises(ValueError, match="adapter_size must be one of"):
         adapter_size_name(3)
-    operator = CreateTuningJobOperator(task_id="c", base_model="m", training_dataset_uri="gs://b/t.jsonl", epoch_count="four")
+    operator = CreateTuningJobOperator(
+        task_id="c", base_model="m", training_dataset_uri="gs://b/t.jsonl", epoch_count="four"
+    )
     with mock.patch.object(CreateTuningJobOperator, "hook") as hook:
         hook.find_tuning_jobs_by_labels.return_value = []
         with pytest.raises(ValueError, match="epoch_count must be int, got 'four'"):
@@ -126,7 +140,8 @@ def test_smoke_test_scores_tuned_and_base_models():
 )
 def test_smoke_test_failures(answers, kwargs, failure):
     with pytest.raises(AirflowException, match=failure):
-        _smoke({"endpoints/1": answers, "base": ["billing", "shipping", "x"]}, prompts=PROMPTS, base_model="base", **kwargs)
+        base_answers = ["billing", "shipping", "x"]
+        _smoke({"endpoints/1": answers, "base": base_answers}, prompts=PROMPTS, base_model="base", **kwargs)
 
 
 def test_smoke_test_samples_the_validation_set(tmp_path):
@@ -155,7 +170,12 @@ ROWS = [
     {"metric": "/train_total_loss", "step": 2, "value": 1.5, "wall_time": "2026-01-01T00:00:02Z"},
     {"metric": "/train_total_loss", "step": 1, "value": 2.0, "wall_time": "2026-01-01T00:00:01Z"},
     {"metric": "/eval_total_loss", "step": 2, "value": 1.8, "wall_time": "2026-01-01T00:00:02.5Z"},
-    {"metric": "/train_fraction_of_correct_next_step_preds", "step": 2, "value": 0.4, "wall_time": "2026-01-01T00:00:02Z"},
+    {
+        "metric": "/train_fraction_of_correct_next_step_preds",
+        "step": 2,
+        "value": 0.4,
+        "wall_time": "2026-01-01T00:00:02Z",
+    },
 ]
 
 
@@ -177,10 +197,15 @@ def test_archive_writes_under_a_file_uri(tmp_path):
     job = types.TuningJob(
         name=JOB,
         state="JOB_STATE_SUCCEEDED",
-        supervised_tuning_spec=types.SupervisedTuningSpec(hyper_parameters=types.SupervisedHyperParameters(epoch_count=2)),
+        supervised_tuning_spec=types.SupervisedTuningSpec(
+            hyper_parameters=types.SupervisedHyperParameters(epoch_count=2)
+        ),
     )
     operator = ArchiveTuningMetricsOperator(
-        task_id="archive", tuning_job_name=JOB, archive_prefix=(tmp_path / "a" / "b").as_uri(), smoke_test_results='{"x": 1}'
+        task_id="archive",
+        tuning_job_name=JOB,
+        archive_prefix=(tmp_path / "a" / "b").as_uri(),
+        smoke_test_results='{"x": 1}',
     )
     with mock.patch.object(ArchiveTuningMetricsOperator, "hook") as hook:
         hook.get_tuning_job.return_value = job

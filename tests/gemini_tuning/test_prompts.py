@@ -21,7 +21,13 @@ def test_current_format_example_splits_prompt_and_expected_answer():
 
 def test_legacy_messages_format():
     prompt = parse_prompt(
-        {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "model", "content": "Hello"}]}
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Hi"},
+                {"role": "model", "content": "Hello"},
+            ]
+        }
     )
     assert (prompt.system_instruction, prompt.text, prompt.expected) == ("Be brief.", "Hi", "Hello")
 

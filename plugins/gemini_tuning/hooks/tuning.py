@@ -14,6 +14,7 @@ DAG files and the triggerer import this module cheaply.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -212,7 +213,9 @@ class GenAITuningHook(GoogleBaseHook):
 
         config = CreateTuningJobConfig(
             # Not `validation_dataset_uri`: google-genai sends that field for reinforcement tuning only.
-            validation_dataset=TuningValidationDataset(gcs_uri=validation_dataset_uri) if validation_dataset_uri else None,
+            validation_dataset=(
+                TuningValidationDataset(gcs_uri=validation_dataset_uri) if validation_dataset_uri else None
+            ),
             tuned_model_display_name=tuned_model_display_name,
             description=description,
             epoch_count=epoch_count,
@@ -220,11 +223,13 @@ class GenAITuningHook(GoogleBaseHook):
             learning_rate_multiplier=learning_rate_multiplier,
             labels=labels,
         )
-        return self.client.tunings.tune(
-            base_model=base_model,
-            training_dataset=TuningDataset(gcs_uri=training_dataset_uri),
-            config=config,
-        )
+        with warnings.catch_warnings():  # google-genai flags all of tunings as experimental, on every call
+            warnings.filterwarnings("ignore", message="The SDK's tuning implementation is experimental")
+            return self.client.tunings.tune(
+                base_model=base_model,
+                training_dataset=TuningDataset(gcs_uri=training_dataset_uri),
+                config=config,
+            )
 
     def get_tuning_job(self, name: str) -> TuningJob:
         return self.client.tunings.get(name=self.qualify_job_name(name))

@@ -20,7 +20,12 @@ METRICS_COLUMNS = ["metric", "step", "value", "wall_time"]
 # (panel title, y label, train series, eval series) of the PNG.
 CURVES = (
     ("Loss", "total loss", "/train_total_loss", "/eval_total_loss"),
-    ("Next-token accuracy", "fraction correct", "/train_fraction_of_correct_next_step_preds", "/eval_fraction_of_correct_next_step_preds"),
+    (
+        "Next-token accuracy",
+        "fraction correct",
+        "/train_fraction_of_correct_next_step_preds",
+        "/eval_fraction_of_correct_next_step_preds",
+    ),
 )
 
 

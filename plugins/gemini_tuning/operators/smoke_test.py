@@ -123,7 +123,7 @@ class SmokeTestOperator(GenAITuningBaseOperator):
             raise ValueError(f"scoring must be one of {SCORINGS}, got {self.scoring!r}")
         tuned_model, base_model = self._models()
         prompts = sample(self._load_prompts(), int(self.max_prompts), self.seed)
-        self.log.info("Smoke test: %d prompt(s) to %s%s", len(prompts), tuned_model, f" and {base_model}" if base_model else "")
+        self.log.info("Smoke test: %d prompt(s) to %s (base model: %s)", len(prompts), tuned_model, base_model)
 
         tuned = self._run_model(tuned_model, prompts)
         base = self._run_model(base_model, prompts) if base_model else None
@@ -200,7 +200,7 @@ class SmokeTestOperator(GenAITuningBaseOperator):
             )
             answers.append(response.text or "")
         elapsed = time.monotonic() - started
-        expected = [(answer, prompt.expected) for answer, prompt in zip(answers, prompts) if prompt.expected is not None]
+        expected = [(answer, p.expected) for answer, p in zip(answers, prompts) if p.expected is not None]
         correct = sum(is_correct(answer, wanted, self.scoring) for answer, wanted in expected)
         return {
             "answers": answers,
@@ -221,7 +221,9 @@ class SmokeTestOperator(GenAITuningBaseOperator):
             empty = [ex["prompt"] for ex in results["examples"] if not ex["tuned_answer"].strip()]
             failures.append(f"{tuned['empty_answers']} empty answer(s), first to: {empty[0]!r}")
         if tuned["score"] is not None and tuned["score"] < float(self.min_score):
-            failures.append(f"{self.scoring} score {tuned['score']:.3f} is below the threshold {float(self.min_score):.3f}")
+            failures.append(
+                f"{self.scoring} score {tuned['score']:.3f} is below the threshold {float(self.min_score):.3f}"
+            )
         if _truthy(self.require_better_than_base) and base and tuned["score"] is not None and base["score"] is not None:
             if tuned["score"] < base["score"]:
                 failures.append(f"tuned score {tuned['score']:.3f} is below the base model's {base['score']:.3f}")

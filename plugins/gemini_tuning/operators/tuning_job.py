@@ -58,7 +58,9 @@ def adapter_size_name(value: Any) -> str | None:
         return str(value).upper()
     size = _optional(value, int, "adapter_size")
     if size not in ADAPTER_SIZES:
-        raise ValueError(f"adapter_size must be one of {sorted(ADAPTER_SIZES)} or their ADAPTER_SIZE_* names, got {value!r}")
+        raise ValueError(
+            f"adapter_size must be one of {sorted(ADAPTER_SIZES)} or their ADAPTER_SIZE_* names, got {value!r}"
+        )
     return ADAPTER_SIZES[size]
 
 

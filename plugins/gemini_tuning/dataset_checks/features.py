@@ -1,9 +1,11 @@
 """Streaming feature extraction: one compact row of numbers per JSONL line.
 
-The file is read in large binary chunks and each line is decoded with orjson and dropped at
-once. What stays in memory is a handful of numpy columns per example (line, byte offset,
-format, turn counts, characters, tokens, content hash, label...) and the first few detailed
-messages per rule, so a 1 GB file costs tens of megabytes, not gigabytes of Python objects.
+The file is read in large binary chunks, each line is decoded and dropped at once. What stays
+in memory is one packed record per line (line, byte offset, format, turn counts, characters,
+tokens, content hash, label code...) and the first few detailed messages per rule, so a 1 GB
+file costs tens of megabytes, not gigabytes of Python objects. Well-formed lines take the
+msgspec fast path (schema.py); any other line gets the orjson diagnostic walk, which records
+what is wrong and where. Large files are read by two processes, each over a range of lines.
 The rules themselves are checked afterwards, over the frame, by the expectation suite.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import struct
 from array import array
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
@@ -19,8 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+import msgspec
 import orjson
 
+from gemini_tuning.dataset_checks import schema
 from gemini_tuning.dataset_checks.rules import CHARS_PER_TOKEN
 
 if TYPE_CHECKING:
@@ -40,6 +45,13 @@ NON_TEXT_PART_FIELDS = frozenset(
         "functionCall", "function_call", "functionResponse", "function_response",
     }
 )  # fmt: skip
+# One packed record per line: (column, struct code). numpy reads the same layout back.
+ROW_FIELDS = (
+    ("line", "i"), ("offset", "q"), ("bytes", "i"), ("status", "b"), ("format", "b"), ("turns", "h"),
+    ("model_turns", "h"), ("bad_roles", "h"), ("last_role_model", "?"), ("empty_texts", "h"),
+    ("non_text_parts", "h"), ("malformed", "h"), ("chars", "i"), ("hash", "q"), ("label", "i"),
+)  # fmt: skip
+_ROW = struct.Struct("<" + "".join(code for _, code in ROW_FIELDS))
 _BOM = b"\xef\xbb\xbf"
 _CHUNK_BYTES = 16 << 20
 _TOKENIZER_BATCH = 512
@@ -48,6 +60,9 @@ MAX_NOTES_PER_RULE = 20
 
 # A token counter takes the texts of a batch of examples and returns their token counts.
 TokenCounter = Callable[[list[str]], list[int]]
+# The normalised view both formats and both paths reduce an example to: (role, texts, number
+# of non-text parts) per turn, the system instruction as a leading "system" turn.
+Turns = list[tuple[str, list[str], int]]
 
 
 @dataclass
@@ -76,42 +91,20 @@ class _Notes:
             kept.append((line, message))
 
 
-class _Columns:
-    """Growable typed columns (array.array appends are cheap and compact)."""
-
-    def __init__(self, with_label: bool) -> None:
-        self.line = array("i")
-        self.offset = array("q")
-        self.bytes = array("i")
-        self.status = array("b")
-        self.format = array("b")
-        self.turns = array("h")
-        self.model_turns = array("h")
-        self.bad_roles = array("h")
-        self.last_role_model = array("b")
-        self.empty_texts = array("h")
-        self.non_text_parts = array("h")
-        self.malformed = array("h")
-        self.chars = array("i")
-        self.hash = array("q")
-        self.label = array("i") if with_label else None
-
-
-class _Example:
-    """The normalised view of one example that both formats reduce to."""
+class _Diagnosed:
+    """An example read by the diagnostic walk: its turns and the problems found on the way."""
 
     __slots__ = ("turns", "bad_roles", "malformed")
 
     def __init__(self) -> None:
-        # (role, texts, non-text parts); the system instruction is a leading "system" turn.
-        self.turns: list[tuple[str, list[str], list]] = []
+        self.turns: Turns = []
         self.bad_roles = 0
         self.malformed = 0
 
 
-def _part_texts(parts, where: str, line: int, example: _Example, notes: _Notes) -> tuple[list[str], list]:
+def _part_texts(parts, where: str, line: int, example: _Diagnosed, notes: _Notes) -> tuple[list[str], int]:
     texts: list[str] = []
-    others: list = []
+    others = 0
     if type(parts) is not list or not parts:
         example.malformed += 1
         notes.add("structure", line, f"{where}.parts must be a non-empty list")
@@ -128,15 +121,15 @@ def _part_texts(parts, where: str, line: int, example: _Example, notes: _Notes) 
                 example.malformed += 1
                 notes.add("structure", line, f"{where}.parts[{index}].text must be a string")
         elif NON_TEXT_PART_FIELDS.intersection(part):
-            others.append(part)
+            others += 1
         else:
             example.malformed += 1
             notes.add("structure", line, f"{where}.parts[{index}] has no text or known data field")
     return texts, others
 
 
-def _read_contents(obj: dict, line: int, notes: _Notes) -> _Example:
-    example = _Example()
+def _read_contents(obj: dict, line: int, notes: _Notes) -> _Diagnosed:
+    example = _Diagnosed()
     system = obj.get("systemInstruction", obj.get("system_instruction"))
     if system is not None:
         if type(system) is dict:
@@ -166,8 +159,8 @@ def _read_contents(obj: dict, line: int, notes: _Notes) -> _Example:
     return example
 
 
-def _read_messages(obj: dict, line: int, notes: _Notes) -> _Example:
-    example = _Example()
+def _read_messages(obj: dict, line: int, notes: _Notes) -> _Diagnosed:
+    example = _Diagnosed()
     messages = obj["messages"]
     if type(messages) is not list or not messages:
         example.malformed += 1
@@ -189,16 +182,49 @@ def _read_messages(obj: dict, line: int, notes: _Notes) -> _Example:
             example.malformed += 1
             notes.add("structure", line, f"{where}.content must be a string")
             content = ""
-        example.turns.append((role, [content], []))
+        example.turns.append((role, [content], 0))
     return example
 
 
+def _fast_parts(parts: list[schema.Part]) -> tuple[list[str], int]:
+    """The texts of the parts and the number of data parts (-1 if some part is neither)."""
+    texts = [part.text for part in parts if part.text is not None]
+    others = len(parts) - len(texts)
+    if others and not all(part.has_data() for part in parts if part.text is None):
+        others = -1
+    return texts, others
+
+
+def _fast_turns(example: schema.Example) -> tuple[int, Turns] | None:
+    """The format and turns of a decoded example, or None when it needs the diagnostic walk."""
+    turns: Turns = []
+    if example.contents is not None:
+        if example.messages is not None:
+            return None
+        system = example.systemInstruction or example.system_instruction
+        if system is not None:
+            turns.append(("system", *_fast_parts(system.parts)))
+        for content in example.contents:
+            turns.append((content.role, *_fast_parts(content.parts)))
+        if any(turn[2] < 0 for turn in turns):
+            return None  # a part with neither text nor data: the walk names it
+        return _CONTENTS, turns
+    if example.messages is None:
+        return None
+    for index, message in enumerate(example.messages):
+        if message.role == "system" and index:
+            return None
+        turns.append((message.role, [message.content], 0))
+    return _MESSAGES, turns
+
+
 class _Extractor:
-    """Turns the lines of one byte range of the file into columns (one instance per worker)."""
+    """Turns the lines of one byte range of the file into packed rows (one instance per worker)."""
 
     def __init__(self, with_label: bool, count_tokens: TokenCounter | None) -> None:
-        self.columns = _Columns(with_label)
+        self.rows = bytearray()
         self.notes = _Notes()
+        self.with_label = with_label
         self.labels: dict[str, int] = {}
         self.count_tokens = count_tokens
         self.token_counts = array("i")
@@ -207,33 +233,42 @@ class _Extractor:
         self.has_bom = False
 
     def add_line(self, raw: bytes, line: int, offset: int, newline: bool = True, first_of_file: bool = False) -> None:
-        columns = self.columns
-        columns.line.append(line)
-        columns.offset.append(offset)
-        columns.bytes.append(len(raw) + newline)
+        size = len(raw) + newline
         if first_of_file and raw.startswith(_BOM):
             raw = raw[len(_BOM):]
             self.has_bom = True
-            self.notes.add("byte_order_mark", 1, "UTF-8 byte order mark at the start of the file")
         if raw.endswith(b"\r"):
             raw = raw[:-1]
             self.crlf_lines += 1
+        try:
+            example = schema.decoder.decode(raw)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            self._diagnose(raw, line, offset, size)
+            return
+        fast = _fast_turns(example)
+        if fast is None:
+            self._diagnose(raw, line, offset, size)
+            return
+        format_code, turns = fast
+        data = schema.encoder.encode(example) if any(turn[2] for turn in turns) else b""
+        self._add_example(line, offset, size, format_code, turns, 0, 0, data)
+
+    def _diagnose(self, raw: bytes, line: int, offset: int, size: int) -> None:
+        """The slow path: find out and note what is wrong with the line, keep what can be read."""
         status, obj = self._decode(raw, line)
-        columns.status.append(status)
         if status != _OK:
-            self._add_neutral(_NONE, label=-1)
+            self._add_unreadable(line, offset, size, status, _NONE)
             return
         has_contents, has_messages = "contents" in obj, "messages" in obj
         if has_contents == has_messages:
             found = "both 'contents' and 'messages'" if has_contents else "neither 'contents' nor 'messages'"
             self.notes.add("known_format", line, f"the object has {found}")
-            self._add_neutral(_UNKNOWN, label=-1)
+            self._add_unreadable(line, offset, size, _OK, _UNKNOWN)
             return
-        if has_contents:
-            example = _read_contents(obj, line, self.notes)
-        else:
-            example = _read_messages(obj, line, self.notes)
-        self._add_example(_CONTENTS if has_contents else _MESSAGES, example, line)
+        read = _read_contents(obj, line, self.notes) if has_contents else _read_messages(obj, line, self.notes)
+        format_code = _CONTENTS if has_contents else _MESSAGES
+        data = raw.strip() if any(turn[2] for turn in read.turns) else b""
+        self._add_example(line, offset, size, format_code, read.turns, read.bad_roles, read.malformed, data)
 
     def _decode(self, raw: bytes, line: int):
         if not raw.strip():
@@ -255,63 +290,49 @@ class _Extractor:
             return _NOT_OBJECT, None
         return _OK, obj
 
-    def _add_neutral(self, format_code: int, label: int) -> None:
-        """Rows that are not readable examples: the per-example rules skip them."""
-        columns = self.columns
-        columns.format.append(format_code)
-        for column in (columns.turns, columns.model_turns, columns.bad_roles, columns.empty_texts,
-                       columns.non_text_parts, columns.malformed, columns.chars):  # fmt: skip
-            column.append(0)
-        columns.last_role_model.append(0)
-        columns.hash.append(0)
-        if columns.label is not None:
-            columns.label.append(label)
+    def _add_unreadable(self, line: int, offset: int, size: int, status: int, format_code: int) -> None:
+        """A line that is no readable example: the per-example rules skip it."""
+        self.rows += _ROW.pack(line, offset, size, status, format_code, 0, 0, 0, False, 0, 0, 0, 0, 0, -1)
         if self.count_tokens is not None:
-            self.pending_texts.append("")
+            self._count_later("")
 
-    def _add_example(self, format_code: int, example: _Example, line: int) -> None:
-        columns = self.columns
-        turns = example.turns
-        model_turns = empty = non_text = chars = 0
-        canonical: list = []
-        for role, texts, others in turns:
-            if role == "model":
-                model_turns += 1
-            for text in texts:
-                if not text or text.isspace():
-                    empty += 1
-                chars += len(text)
-            non_text += len(others)
-            canonical.append(role)
-            canonical.append(texts)
-            if others:
-                canonical.append(others)
+    def _add_example(
+        self, line: int, offset: int, size: int, format_code: int, turns: Turns, bad_roles: int, malformed: int,
+        data: bytes,
+    ) -> None:  # fmt: skip
+        """Summarise one example into a row; data: the line's bytes when it has non-text parts."""
+        texts = [text for turn in turns for text in turn[1]]
+        chars = sum(map(len, texts))
+        empty = sum([not text or text.isspace() for text in texts])
+        non_text = sum([turn[2] for turn in turns])
+        model_turns = [turn[0] for turn in turns].count("model")
         if empty:
             self.notes.add("empty_text", line, f"{empty} empty text(s)")
         if non_text:
             self.notes.add("non_text_parts", line, f"{non_text} non-text part(s)")
-        conversation = [turn for turn in turns if turn[0] != "system"]
-        last_role = conversation[-1][0] if conversation else None
-        columns.format.append(format_code)
-        columns.turns.append(len(conversation))
-        columns.model_turns.append(model_turns)
-        columns.bad_roles.append(example.bad_roles)
-        columns.last_role_model.append(last_role == "model")
-        columns.empty_texts.append(empty)
-        columns.non_text_parts.append(non_text)
-        columns.malformed.append(example.malformed)
-        columns.chars.append(chars)
-        # The hash covers roles and content, not formatting: the same conversation written with
-        # other spacing, key order or in the other format is the same example.
-        digest = hashlib.blake2b(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS), digest_size=8)
-        columns.hash.append(int.from_bytes(digest.digest(), "little", signed=True))
-        if columns.label is not None:
-            label = "".join(conversation[-1][1]).strip() if last_role == "model" else None
-            columns.label.append(-1 if label is None else self.labels.setdefault(label, len(self.labels)))
+        last = turns[-1] if turns else None
+        last_role_model = last is not None and last[0] == "model"
+        label = -1
+        if self.with_label and last_role_model:
+            text = "".join(last[1]).strip()
+            label = self.labels.setdefault(text, len(self.labels))
+        conversation = len(turns) - (1 if turns and turns[0][0] == "system" else 0)
+        # The hash covers roles and texts, not their spelling: the same conversation written with
+        # other spacing, key order or in the other format is the same example. Non-text parts
+        # are hashed by the line's bytes (normalised on the fast path).
+        content_hash = hashlib.blake2b(orjson.dumps(turns), digest_size=8)
+        content_hash.update(data)
+        self.rows += _ROW.pack(
+            line, offset, size, _OK, format_code, conversation, model_turns, bad_roles, last_role_model,
+            empty, non_text, malformed, chars, int.from_bytes(content_hash.digest(), "little", signed=True), label,
+        )  # fmt: skip
         if self.count_tokens is not None:
-            self.pending_texts.append("\n".join(text for turn in turns for text in turn[1]))
-            if len(self.pending_texts) >= _TOKENIZER_BATCH:
-                self._flush_tokens()
+            self._count_later("\n".join(texts))
+
+    def _count_later(self, text: str) -> None:
+        self.pending_texts.append(text)
+        if len(self.pending_texts) >= _TOKENIZER_BATCH:
+            self._flush_tokens()
 
     def _flush_tokens(self) -> None:
         if self.pending_texts:
@@ -322,7 +343,7 @@ class _Extractor:
         if self.count_tokens is not None:
             self._flush_tokens()
         return _Part(
-            columns=self.columns,
+            rows=bytes(self.rows),
             token_counts=self.token_counts if self.count_tokens is not None else None,
             labels=list(self.labels),
             notes=dict(self.notes.by_rule),
@@ -330,12 +351,11 @@ class _Extractor:
             has_bom=self.has_bom,
         )
 
-
 @dataclass
 class _Part:
     """The columns of one byte range, picklable so that a worker process can send it back."""
 
-    columns: _Columns
+    rows: bytes  # packed ROW_FIELDS records
     token_counts: array | None
     labels: list[str]
     notes: dict[str, list[tuple[int, str]]]
@@ -379,58 +399,52 @@ def _line_starts(path: Path, size: int, parts: int) -> list[int]:
     return starts
 
 
-def _merge(path: Path, size: int, parts: list[_Part], tokens_counted: bool) -> FeatureTable:
+def _merge(path: Path, size: int, parts: list[_Part], with_label: bool, tokens_counted: bool) -> FeatureTable:
     import numpy as np
     import pandas as pd
 
-    def column(name: str, dtype) -> np.ndarray:
-        return np.concatenate([np.frombuffer(getattr(p.columns, name), dtype=dtype) for p in parts])
-
+    row_type = np.dtype([(name, "<" + code) for name, code in ROW_FIELDS])
+    records = [np.frombuffer(part.rows, dtype=row_type) for part in parts]
     # Line numbers and notes are per range: shift them by the lines of the ranges before.
-    line_bases = np.cumsum([0] + [len(p.columns.line) for p in parts[:-1]])
-    lines = np.concatenate(
-        [np.frombuffer(p.columns.line, dtype=np.int32) + base for p, base in zip(parts, line_bases)]
-    ).astype(np.int32)
+    line_bases = np.cumsum([0] + [len(r) for r in records[:-1]])
     notes: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for part, base in zip(parts, line_bases):
         for rule, found in part.notes.items():
             notes[rule].extend((line + int(base), message) for line, message in found)
     notes = {rule: found[:MAX_NOTES_PER_RULE] for rule, found in notes.items()}
 
-    chars = column("chars", np.int32)
+    def column(name: str) -> np.ndarray:
+        return np.concatenate([r[name] for r in records])
+
+    lines = np.concatenate([r["line"] + base for r, base in zip(records, line_bases)]).astype(np.int32)
+    chars = column("chars")
     if tokens_counted:
         tokens = np.concatenate([np.frombuffer(p.token_counts, dtype=np.int32) for p in parts])
     else:
         tokens = ((chars.astype(np.int64) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN).astype(np.int32)
-    status = column("status", np.int8)
-    format_codes = column("format", np.int8)
+    status, format_codes = column("status"), column("format")
     data = {
         "line": lines,
-        "offset": column("offset", np.int64),
-        "bytes": column("bytes", np.int32),
+        "offset": column("offset"),
+        "bytes": column("bytes"),
         "status": pd.Categorical.from_codes(status, categories=STATUSES),
         "format": pd.Categorical.from_codes(format_codes, categories=FORMATS),
         # A readable example: the per-example rules apply to these rows only.
         "parsed": (status == _OK) & ((format_codes == _CONTENTS) | (format_codes == _MESSAGES)),
-        "turns": column("turns", np.int16),
-        "model_turns": column("model_turns", np.int16),
-        "bad_roles": column("bad_roles", np.int16),
-        "last_role_model": column("last_role_model", np.int8).astype(bool),
-        "empty_texts": column("empty_texts", np.int16),
-        "non_text_parts": column("non_text_parts", np.int16),
-        "malformed": column("malformed", np.int16),
+        **{name: column(name) for name in ("turns", "model_turns", "bad_roles", "last_role_model", "empty_texts",
+                                           "non_text_parts", "malformed")},  # fmt: skip
         "chars": chars,
         "tokens": tokens,
-        "hash": column("hash", np.int64),
+        "hash": column("hash"),
     }
-    if parts[0].columns.label is not None:
+    if with_label:
         # Each range numbered its labels itself: map them onto one list of categories.
         categories = list(dict.fromkeys(label for p in parts for label in p.labels))
         index = {label: code for code, label in enumerate(categories)}
         codes = []
-        for part in parts:
+        for part, rows in zip(parts, records):
             mapping = np.array([index[label] for label in part.labels] + [-1], dtype=np.int32)
-            codes.append(mapping[np.frombuffer(part.columns.label, dtype=np.int32)])  # -1 -> -1
+            codes.append(mapping[rows["label"]])  # code -1 (no label) picks the final -1
         data["label"] = pd.Categorical.from_codes(np.concatenate(codes), categories=categories or ["(none)"])
     frame = pd.DataFrame(data)
     known = frame.loc[frame["parsed"], "format"].value_counts()
@@ -475,4 +489,4 @@ def extract_features(
         with ProcessPoolExecutor(len(ranges), mp_context=context) as pool:
             futures = [pool.submit(_extract_range, str(path), a, b, with_label, tokenizer) for a, b in ranges]
             parts = [future.result() for future in futures]
-    return _merge(path, size, parts, tokens_counted=tokenizer is not None)
+    return _merge(path, size, parts, with_label, tokens_counted=tokenizer is not None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -52,6 +53,15 @@ class Bucket:
             timeout=30,
         ).raise_for_status()
         return f"gs://{self.name}/{path}"
+
+    def download(self, path: str) -> bytes:
+        response = httpx.get(
+            f"{self.storage_url}/download/storage/v1/b/{self.name}/o/{quote(path, safe='')}",
+            params={"alt": "media"},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return response.content
 
 
 @pytest.fixture(scope="session")

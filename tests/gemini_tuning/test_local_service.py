@@ -57,7 +57,7 @@ def run_trigger(trigger: TuningJobTrigger) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_create_wait_smoke_test_and_archive(datasets, tmp_path):
+def test_create_wait_smoke_test_and_archive(datasets, bucket, tmp_path):
     job, create_context = create_job(datasets)
     assert job["labels"] == run_labels(create_context)
     assert pushed(create_context)["tuning_job_name"] == job["name"]
@@ -84,6 +84,16 @@ def test_create_wait_smoke_test_and_archive(datasets, tmp_path):
     assert all(example["tuned_answer"] and "base_answer" in example for example in results["examples"])
     assert pushed(smoke_context)["smoke_test_results"] == results
 
+    sampled = SmokeTestOperator(
+        task_id="smoke_sampled",
+        tuning_job_name=job["name"],
+        validation_dataset_uri=datasets["validation"],  # gs://, read through ObjectStoragePath
+        max_prompts=2,
+        max_output_tokens=4,
+        compare_with_base_model=False,
+    ).execute(task_context(task_id="smoke_sampled"))
+    assert sampled["prompt_count"] == 2 and sampled["tuned"]["scored"] == 2 and sampled["base"] is None
+
     written = ArchiveTuningMetricsOperator(
         task_id="archive", tuning_job_name=job["name"], archive_prefix=str(tmp_path / "run"), smoke_test_results=results
     ).execute(task_context(task_id="archive"))
@@ -108,7 +118,15 @@ def test_create_wait_smoke_test_and_archive(datasets, tmp_path):
     assert summary["final_metrics"]["/train_total_loss"]["step"] == last_train_step
     assert summary["smoke_test"] == results
 
+    in_bucket = ArchiveTuningMetricsOperator(
+        task_id="archive_gcs", tuning_job_name=job["name"], archive_prefix=f"gs://{bucket.name}/archive/run-1"
+    ).execute(task_context(task_id="archive_gcs"))
+    assert in_bucket["summary.json"] == f"gs://{bucket.name}/archive/run-1/summary.json"
+    assert json.loads(bucket.download("archive/run-1/summary.json"))["job"]["name"] == job["name"]
+    assert bucket.download("archive/run-1/curves.png")[:4] == b"\x89PNG"
 
+
+@pytest.mark.slow
 def test_a_retried_create_reuses_the_first_job(datasets):
     hook = GenAITuningHook()
     first, context = create_job(datasets, epoch_count=None)  # unset: the service's recommendation
@@ -181,6 +199,7 @@ def test_killing_a_poking_sensor_cancels_the_job(datasets):
     assert wait_for_state(hook, other["name"], {"JOB_STATE_CANCELLED"}) == "JOB_STATE_CANCELLED"
 
 
+@pytest.mark.slow
 def test_a_failed_job_fails_the_sensor_with_its_message(bucket):
     broken = bucket.upload("broken/train.jsonl", sample_lines("train.jsonl", 1)[0] + '\n{"contents": "not a list"}\n')
     job, _ = create_job({"train": broken, "validation": None})

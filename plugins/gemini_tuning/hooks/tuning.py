@@ -156,10 +156,10 @@ class GenAITuningHook(GoogleBaseHook):
         from google import genai
         from google.genai.types import HttpOptions, HttpRetryOptions
 
-        credentials, project_id = self.get_credentials_and_project_id()
+        credentials, _ = self.get_credentials_and_project_id()
         return genai.Client(
             vertexai=True,
-            project=self._project_id_override or project_id,
+            project=self.project_id,
             location=self.location,
             credentials=credentials,
             http_options=HttpOptions(
@@ -319,11 +319,11 @@ class GenAITuningHook(GoogleBaseHook):
         import pandas as pd
         from google.cloud import aiplatform
 
-        credentials, project_id = self.get_credentials_and_project_id()
+        credentials, _ = self.get_credentials_and_project_id()
         experiment_id = experiment.rstrip("/").split("/")[-1]
         runs = aiplatform.ExperimentRun.list(
             experiment=experiment_id,
-            project=self._project_id_override or project_id,
+            project=self.project_id,
             location=self.location,
             credentials=credentials,
         )

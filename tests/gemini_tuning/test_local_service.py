@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -156,31 +157,39 @@ def test_a_retried_create_reuses_the_first_job(datasets):
 
 @pytest.mark.slow
 def test_killing_the_deferred_wait_cancels_the_job(datasets, monkeypatch):
-    hook = GenAITuningHook()
-    job, _ = create_job(datasets, epoch_count="50")
-    trigger = defer(TuningJobSensor(task_id="wait", job_name=job["name"], poll_interval=0.5), task_context())
-    assert wait_for_state(hook, job["name"], {"JOB_STATE_RUNNING"}) == "JOB_STATE_RUNNING"
-
-    # What the triggerer does when a user marks the task failed: cancel the trigger's coroutine
-    # with its user-action message, then await on_kill(); the task's state is no longer deferred.
-    from airflow.jobs.triggerer_job_runner import _USER_ACTION_CANCEL_MSG
+    """Through Airflow's own TriggerRunner: a restart leaves the job running, a user's kill cancels it."""
+    from airflow.jobs.triggerer_job_runner import TriggerRunner
     from airflow.sdk import TaskInstanceState
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
-    monkeypatch.setattr(
+    hook = GenAITuningHook()
+    job, _ = create_job(datasets, epoch_count="50")
+    trigger = defer(TuningJobSensor(task_id="wait", job_name=job["name"], poll_interval=0.5), task_context())
+    trigger.task_instance = SimpleNamespace(
+        id="ti-1", dag_id="d", task_id="wait", run_id="r", map_index=-1, try_number=1, context_carrier=None
+    )
+    assert wait_for_state(hook, job["name"], {"JOB_STATE_RUNNING"}) == "JOB_STATE_RUNNING"
+
+    async def run_then_stop(user_action: bool):
+        runner = TriggerRunner()
+        task = asyncio.create_task(runner.run_trigger(1, trigger))
+        runner.triggers[1] = {"task": task, "name": "wait", "events": 0, "is_watcher": False}
+        await asyncio.sleep(1.5)
+        if user_action:  # the task was marked failed: the triggerer drains its to_cancel queue
+            runner.to_cancel.append(1)
+            await runner.cancel_triggers()
+        else:  # the triggerer shuts down or hands the trigger to another triggerer
+            task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run_then_stop(user_action=False))
+    assert job_state(hook.get_tuning_job(job["name"])) == "JOB_STATE_RUNNING"
+
+    monkeypatch.setattr(  # what the supervisor answers once the user marked the task failed
         RuntimeTaskInstance, "get_task_states", lambda **kw: {"r": {"wait": TaskInstanceState.FAILED}}
     )
-    trigger.task_instance = type("TI", (), {"dag_id": "d", "task_id": "wait", "run_id": "r", "map_index": -1})()
-
-    async def kill_while_waiting():
-        waiting = asyncio.create_task(anext(trigger.run()))
-        await asyncio.sleep(1.5)
-        waiting.cancel(_USER_ACTION_CANCEL_MSG)
-        with pytest.raises(asyncio.CancelledError):
-            await waiting
-        await trigger.on_kill()
-
-    asyncio.run(kill_while_waiting())
+    asyncio.run(run_then_stop(user_action=True))
     assert wait_for_state(hook, job["name"], {"JOB_STATE_CANCELLED"}) == "JOB_STATE_CANCELLED"
 
 

@@ -4,7 +4,7 @@
         [--workdir DIR] [--keep]
 
 Generates a realistic dataset (about 1M examples at 1000 MB: short classification examples,
-multi-turn chats and long summarisation examples, in both formats' shape, a few duplicates),
+multi-turn chats and long summarisation examples, one in 50 a duplicate),
 then measures, each in its own subprocess so peak RSS is its own: our validator
 (`validate_dataset`, the whole thing: streaming pass, great-expectations suite, report) and a
 naive baseline (`pandas.read_json(lines=True)` of the raw file, then the same kind of checks
@@ -41,6 +41,9 @@ LABELS = ("billing", "shipping", "technical", "account", "returns")
 SYSTEM = "Route the customer support ticket. Answer with one word: billing, shipping, technical, account or returns."
 
 
+USER_TEXT = b'"role":"user","parts":[{"text":"'
+
+
 def _sentence(rng: random.Random, words: int) -> str:
     return " ".join(rng.choices(WORDS, k=words)).capitalize() + "."
 
@@ -67,7 +70,7 @@ def _example(rng: random.Random) -> dict:
     return {
         "systemInstruction": {"parts": [{"text": "Summarise the document in two sentences."}]},
         "contents": [
-            {"role": "user", "parts": [{"text": _text(rng, rng.randint(8, 30))}]},
+            {"role": "user", "parts": [{"text": _text(rng, rng.randint(10, 32))}]},
             {"role": "model", "parts": [{"text": _text(rng, 2)}]},
         ],
     }
@@ -84,10 +87,8 @@ def generate(path: Path, size_mb: float, seed: int = 0) -> int:
     with path.open("wb", buffering=16 << 20) as out:
         while True:
             line = rng.choice(pool)
-            if count % 1000 == 7:  # keep most examples unique: vary one in many lines' texts
-                line = line.replace(b'"text":"', b'"text":"Again: ', 1)
-            elif count % 50 != 0:
-                line = line.replace(b'"text":"', b'"text":"#%d ' % count, 1)
+            if count % 50 != 0:  # most examples unique (ticket numbers); one in 50 a duplicate
+                line = line.replace(USER_TEXT, USER_TEXT + b"#%d " % count, 1)
             if written + len(line) > target:
                 break
             out.write(line)
@@ -130,7 +131,8 @@ def run_baseline(path: str) -> dict:
         "last_model": int((~frame["contents"].map(last_model)).sum()),
         "empty_text": int(all_texts.map(lambda ts: any(not t.strip() for t in ts)).sum()),
         "tokens": int((all_texts.map(lambda ts: sum(map(len, ts)) / 4) > 131_072).sum()),
-        "duplicates": int(frame["contents"].map(lambda c: json.dumps(c, sort_keys=True)).duplicated().sum()),
+        "duplicates": int(frame.apply(lambda row: json.dumps(row.to_dict(), sort_keys=True, default=str), axis=1)
+                          .duplicated().sum()),
         "labels": frame["contents"].map(lambda c: c[-1]["parts"][0].get("text", "")).value_counts().size,
     }
     return {"examples": len(frame), **checks}
@@ -140,8 +142,15 @@ def _child(which: str, path: str) -> None:
     started = time.perf_counter()
     result = (run_ours if which == "ours" else run_baseline)(path)
     seconds = time.perf_counter() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": seconds, "peak_mb": peak_kb / 1024, **result}))
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(json.dumps({
+        "seconds": seconds,
+        # CPU time (this process and its worker processes): comparable even on a busy machine.
+        "cpu_seconds": own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime,
+        "peak_mb": own.ru_maxrss / 1024,
+        "worker_peak_mb": workers.ru_maxrss / 1024,  # the largest worker process (ours runs up to 2)
+        **result,
+    }))
 
 
 def measure(which: str, path: Path, timeout: float, memory_limit_mb: int) -> dict:
@@ -162,6 +171,7 @@ def measure(which: str, path: Path, timeout: float, memory_limit_mb: int) -> dic
         return {"failed": f"exit {done.returncode}: {last[:200]}"}
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["mb_per_s"] = path.stat().st_size / 1e6 / result["seconds"]
+    result["size_mb"] = path.stat().st_size / 1e6
     return result
 
 
@@ -169,10 +179,23 @@ def _show(name: str, size_mb: float, result: dict) -> None:
     if "failed" in result:
         print(f"  {name:<9} {size_mb:8.1f} MB  FAILED: {result['failed']}")
     else:
+        workers = f" + workers {result['worker_peak_mb']:.0f} MB each" if result["worker_peak_mb"] > 50 else ""
         print(
-            f"  {name:<9} {size_mb:8.1f} MB  {result['examples']:>9,} examples  {result['seconds']:7.1f} s"
-            f"  {result['mb_per_s']:7.1f} MB/s  peak RSS {result['peak_mb']:7.0f} MB"
+            f"  {name:<9} {size_mb:8.1f} MB  {result['examples']:>9,} examples  {result['seconds']:6.1f} s wall"
+            f"  {result['mb_per_s']:6.1f} MB/s  {result['cpu_seconds']:6.1f} s CPU"
+            f"  peak RSS {result['peak_mb']:.0f} MB{workers}"
         )
+
+
+def _ratio(ours: dict, baseline: dict) -> None:
+    if "failed" in ours or "failed" in baseline:
+        return
+    wall = ours["mb_per_s"] / baseline["mb_per_s"]
+    cpu = (baseline["cpu_seconds"] / baseline["size_mb"]) / (ours["cpu_seconds"] / ours["size_mb"])
+    print(
+        f"  ratio ours ({ours['size_mb']:.0f} MB) / baseline ({baseline['size_mb']:.0f} MB): "
+        f"{wall:.1f}x MB/s wall, {cpu:.1f}x CPU per MB (goal >= 5x)"
+    )
 
 
 def _head(source: Path, dest: Path, size_mb: float) -> None:
@@ -190,7 +213,7 @@ def main() -> None:
     parser.add_argument("--size-mb", type=float, default=1000.0, help="size of the generated file (10^6 bytes)")
     parser.add_argument("--baseline-size-mb", type=float, default=100.0, help="slice for the baseline if it fails")
     parser.add_argument("--baseline-timeout", type=float, default=600.0, help="seconds before giving up on it")
-    parser.add_argument("--memory-limit-mb", type=int, default=16_000, help="address-space cap per contender")
+    parser.add_argument("--memory-limit-mb", type=int, default=6_000, help="address-space cap per contender (a shared machine)")
     parser.add_argument("--workdir", type=Path, default=None, help="where to write the file (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -211,7 +234,9 @@ def main() -> None:
         _show("ours", size_mb, ours)
         baseline = measure("baseline", full, timeout=args.baseline_timeout, memory_limit_mb=args.memory_limit_mb)
         _show("baseline", size_mb, baseline)
+        _ratio(ours, baseline)
         if "failed" in baseline and args.baseline_size_mb < size_mb:
+            print(f"the baseline cannot do {size_mb:.0f} MB here: both on the first {args.baseline_size_mb:.0f} MB")
             piece = workdir / "slice.jsonl"
             _head(full, piece, args.baseline_size_mb)
             piece_mb = piece.stat().st_size / 1e6
@@ -219,13 +244,13 @@ def main() -> None:
             _show("ours", piece_mb, ours_piece)
             baseline = measure("baseline", piece, timeout=args.baseline_timeout, memory_limit_mb=args.memory_limit_mb)
             _show("baseline", piece_mb, baseline)
-        if "failed" not in ours and "failed" not in baseline:
-            ratio = ours["mb_per_s"] / baseline["mb_per_s"]
-            print(f"throughput ratio ours/baseline: {ratio:.1f}x (goal >= 5x)")
+            _ratio(ours_piece, baseline)
+            _ratio(ours, baseline)
         if "failed" not in ours:
+            peak = ours["peak_mb"] + 2 * ours["worker_peak_mb"]  # as if all three peaked at once
             print(
                 f"goals on the {size_mb:.0f} MB file: time {ours['seconds']:.1f} s (goal < 60 s for 1 GB), "
-                f"peak RSS {ours['peak_mb']:.0f} MB (goal < 1500 MB)"
+                f"peak RSS {ours['peak_mb']:.0f} MB, at most {peak:.0f} MB with the workers (goal < 1500 MB)"
             )
     finally:
         if not args.keep:

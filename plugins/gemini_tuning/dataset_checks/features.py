@@ -12,12 +12,14 @@ The rules themselves are checked afterwards, over the frame, by the expectation 
 from __future__ import annotations
 
 import hashlib
+import logging
 import multiprocessing
 import os
 import struct
 from array import array
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -31,6 +33,7 @@ from gemini_tuning.dataset_checks.rules import CHARS_PER_TOKEN
 if TYPE_CHECKING:
     import pandas as pd
 
+log = logging.getLogger(__name__)
 STATUSES = ("ok", "blank", "invalid_utf8", "invalid_json", "not_object")
 FORMATS = ("none", "contents", "messages", "unknown")
 _OK, _BLANK, _BAD_UTF8, _BAD_JSON, _NOT_OBJECT = range(len(STATUSES))
@@ -484,9 +487,14 @@ def extract_features(
     if len(ranges) == 1:
         parts = [_extract_range(str(path), 0, size, with_label, tokenizer)]
     else:
-        # spawn, not fork: the caller may be an Airflow task process with threads running.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(len(ranges), mp_context=context) as pool:
-            futures = [pool.submit(_extract_range, str(path), a, b, with_label, tokenizer) for a, b in ranges]
-            parts = [future.result() for future in futures]
+        try:
+            # spawn, not fork: the caller may be an Airflow task process with threads running.
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(len(ranges), mp_context=context) as pool:
+                futures = [pool.submit(_extract_range, str(path), a, b, with_label, tokenizer) for a, b in ranges]
+                parts = [future.result() for future in futures]
+        except BrokenProcessPool:
+            # Workers cannot start where the main module cannot be re-imported (python - < script).
+            log.warning("worker processes failed to start; reading %s in this process", path)
+            parts = [_extract_range(str(path), 0, size, with_label, tokenizer)]
     return _merge(path, size, parts, with_label, tokens_counted=tokenizer is not None)

@@ -1,13 +1,14 @@
 """The great-expectations suite over the feature frames, and its results as findings.
 
-One expectation per rule, each tagged with the rule id in its ``meta``. The frame's ``line``
-column is the index column GE reports unexpected rows by, so every failed expectation comes
-back with its first offending line numbers. The context is ephemeral: nothing is written to
-disk here. ``great_expectations`` takes seconds to import, so it is imported in the functions.
+One expectation per rule, each tagged with the rule id in its ``meta``, over two frames per
+file (its lines, its examples) indexed by line number, so every failed expectation comes back
+with its first offending line numbers. The context is ephemeral: nothing is written to disk
+here. ``great_expectations`` takes seconds to import, so it is imported in the functions.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -30,7 +31,11 @@ if TYPE_CHECKING:
     from gemini_tuning.dataset_checks.features import FeatureTable
 
 LINES_SHOWN = 10
-_EXAMPLES_ONLY = {"row_condition": "parsed==True", "condition_parser": "pandas"}
+RESULT_FORMAT = {
+    "result_format": "SUMMARY",
+    "partial_unexpected_count": LINES_SHOWN,
+    "return_unexpected_index_query": False,
+}
 
 # How a failing row's value reads in the report, per rule (when the pass left no note for it).
 _DESCRIBE_VALUE: dict[str, Callable[[Any], str]] = {
@@ -48,75 +53,123 @@ _DESCRIBE_VALUE: dict[str, Callable[[Any], str]] = {
 @dataclass(frozen=True)
 class SuiteOptions:
     backend: Backend = Backend.VERTEX
-    task: str | None = None  # classification, summarization, extractive_qa, chat or None
+    task: str | None = None  # classification, summarization, extractive_qa or chat or None
 
 
-def add_cross_file_columns(train: FeatureTable, validation: FeatureTable | None, task: str | None) -> None:
-    """Columns that need the whole file or both files: duplicates, leakage, class sizes."""
+@dataclass
+class Batches:
+    """The two frames GE validates per file, both indexed by line number.
+
+    ``lines``: every line (status, format, bytes) for the line-level and file-size rules;
+    ``examples``: the readable examples only, with the cross-file columns, for the rest.
+    The index is left unnamed on purpose: GE then reports unexpected rows by index in a
+    vectorised way (a named index column makes it walk every unexpected row in Python), and
+    numeric columns are int64/float64, the dtypes GE's between-checks vectorise.
+    """
+
+    lines: pd.DataFrame
+    examples: pd.DataFrame
+
+
+_NUMERIC = ("turns", "model_turns", "bad_roles", "empty_texts", "non_text_parts", "malformed", "chars", "tokens")
+
+
+def _batches(table: FeatureTable) -> Batches:
     import numpy as np
+    import pandas as pd
 
-    for table in filter(None, (train, validation)):
-        frame = table.frame
-        first_line = frame["line"].where(frame["parsed"]).groupby(frame["hash"].where(frame["parsed"])).transform("first")
-        frame["duplicate_of"] = np.where(first_line.notna() & (first_line != frame["line"]), first_line, 0).astype(np.int32)
+    frame = table.frame
+    index = pd.Index(frame["line"].to_numpy())
+    lines = pd.DataFrame({"status": frame["status"].to_numpy(), "format": frame["format"].to_numpy(),
+                          "bytes": frame["bytes"].to_numpy(np.int64)}, index=index)  # fmt: skip
+    parsed = frame["parsed"].to_numpy()
+    examples = pd.DataFrame(
+        {
+            "line": frame["line"].to_numpy()[parsed],
+            "format": frame["format"].to_numpy()[parsed],
+            "last_role_model": frame["last_role_model"].to_numpy()[parsed],
+            "hash": frame["hash"].to_numpy()[parsed],
+            **{name: frame[name].to_numpy(np.int64)[parsed] for name in _NUMERIC},
+        },
+        index=index[parsed],
+    )
+    if "label" in frame:
+        examples["label"] = frame["label"][parsed].to_numpy()
+    return Batches(lines=lines, examples=examples)
+
+
+def feature_batches(train: FeatureTable, validation: FeatureTable | None, task: str | None) -> dict[str, Batches]:
+    """Per role, the frames to validate, with what needs a whole file or both: duplicates, leakage, class sizes."""
+    import numpy as np
+    import pandas as pd
+
+    batches = {"training": _batches(train)}
     if validation is not None:
-        train_frame, frame = train.frame, validation.frame
-        parsed_train = train_frame[train_frame["parsed"]]
-        training_line = parsed_train.drop_duplicates("hash").set_index("hash")["line"]
-        matched = frame["hash"].map(training_line).where(frame["parsed"])
-        frame["in_training"] = matched.fillna(0).astype(np.int32)
+        batches["validation"] = _batches(validation)
+    for batch in batches.values():
+        examples = batch.examples
+        first_line = examples.groupby("hash", sort=False)["line"].transform("first")
+        examples["duplicate_of"] = np.where(first_line != examples["line"], first_line, 0).astype(np.int64)
+    if validation is not None:
+        training = batches["training"].examples
+        training_line = pd.Series(training["line"].to_numpy(), index=training["hash"].to_numpy())
+        training_line = training_line[~training_line.index.duplicated()]
+        examples = batches["validation"].examples
+        examples["in_training"] = examples["hash"].map(training_line).fillna(0).astype(np.int64)
     if task == "classification":
-        frame = train.frame
-        codes = frame["label"].cat.codes.to_numpy()
-        sizes = np.bincount(codes[codes >= 0], minlength=len(frame["label"].cat.categories))
-        frame["label_count"] = np.where(codes >= 0, sizes[np.maximum(codes, 0)], np.nan).astype(np.float32)
+        examples = batches["training"].examples
+        sizes = examples["label"].map(examples["label"].value_counts())
+        examples["label_count"] = sizes.astype(np.float64)  # NaN (no label) is skipped by GE
+    return batches
 
 
-def _expectations(table: FeatureTable, role: str, options: SuiteOptions) -> list:
-    """The suite for one file; role is "training" or "validation"."""
+def _expectations(table: FeatureTable, batches: Batches, role: str, options: SuiteOptions) -> tuple[list, list]:
+    """The suites for one file: (on its lines, on its examples); role is "training" or "validation"."""
     import great_expectations.expectations as gxe
 
     def tagged(rule: str, expectation):
         expectation.meta = {"rule": rule}
         return expectation
 
-    frame = table.frame
     errors = ["invalid_utf8", "invalid_json", "not_object"]
-    non_text_rule = "non_text_parts" if options.backend == Backend.LOCAL else "non_text_parts_vertex"
-    found = [
+    on_lines = [
         tagged("json_line", gxe.ExpectColumnValuesToNotBeInSet(column="status", value_set=errors)),
         tagged("blank_line", gxe.ExpectColumnValuesToNotBeInSet(column="status", value_set=["blank"])),
-        tagged("known_format", gxe.ExpectColumnValuesToBeInSet(
-            column="format", value_set=["contents", "messages"], row_condition='status=="ok"', condition_parser="pandas")),
-        tagged("single_format", gxe.ExpectColumnValuesToBeInSet(column="format", value_set=[table.format], **_EXAMPLES_ONLY)),
-        tagged("structure", gxe.ExpectColumnValuesToBeBetween(column="malformed", max_value=0, **_EXAMPLES_ONLY)),
-        tagged("roles", gxe.ExpectColumnValuesToBeBetween(column="bad_roles", max_value=0, **_EXAMPLES_ONLY)),
-        tagged("model_turn", gxe.ExpectColumnValuesToBeBetween(column="model_turns", min_value=1, **_EXAMPLES_ONLY)),
-        tagged("last_turn_model", gxe.ExpectColumnValuesToBeInSet(column="last_role_model", value_set=[True], **_EXAMPLES_ONLY)),
-        tagged("empty_text", gxe.ExpectColumnValuesToBeBetween(column="empty_texts", max_value=0, **_EXAMPLES_ONLY)),
-        tagged(non_text_rule, gxe.ExpectColumnValuesToBeBetween(column="non_text_parts", max_value=0, **_EXAMPLES_ONLY)),
-        tagged("example_tokens", gxe.ExpectColumnValuesToBeBetween(
-            column="tokens", max_value=MAX_TOKENS_PER_EXAMPLE, **_EXAMPLES_ONLY)),
+        tagged("known_format", gxe.ExpectColumnValuesToNotBeInSet(column="format", value_set=["unknown"])),
         tagged("file_size", gxe.ExpectColumnSumToBeBetween(column="bytes", max_value=MAX_FILE_BYTES)),
+    ]
+    non_text_rule = "non_text_parts" if options.backend == Backend.LOCAL else "non_text_parts_vertex"
+    on_examples = [
+        tagged("single_format", gxe.ExpectColumnValuesToBeInSet(column="format", value_set=[table.format])),
+        tagged("structure", gxe.ExpectColumnValuesToBeInSet(column="malformed", value_set=[0])),
+        tagged("roles", gxe.ExpectColumnValuesToBeInSet(column="bad_roles", value_set=[0])),
+        tagged("model_turn", gxe.ExpectColumnValuesToNotBeInSet(column="model_turns", value_set=[0])),
+        tagged("last_turn_model", gxe.ExpectColumnValuesToBeInSet(column="last_role_model", value_set=[True])),
+        tagged("empty_text", gxe.ExpectColumnValuesToBeInSet(column="empty_texts", value_set=[0])),
+        tagged(non_text_rule, gxe.ExpectColumnValuesToBeInSet(column="non_text_parts", value_set=[0])),
+        tagged("example_tokens", gxe.ExpectColumnValuesToBeBetween(column="tokens", max_value=MAX_TOKENS_PER_EXAMPLE)),
         tagged("example_count", gxe.ExpectTableRowCountToBeBetween(max_value=MAX_EXAMPLES)),
-        tagged("duplicates", gxe.ExpectColumnValuesToBeInSet(column="duplicate_of", value_set=[0], **_EXAMPLES_ONLY)),
-    ]  # fmt: skip
+        tagged("duplicates", gxe.ExpectColumnValuesToBeInSet(column="duplicate_of", value_set=[0])),
+    ]
     if role == "validation":
-        found += [
+        on_examples += [
             tagged("validation_count", gxe.ExpectTableRowCountToBeBetween(max_value=MAX_VALIDATION_EXAMPLES)),
-            tagged("leakage", gxe.ExpectColumnValuesToBeInSet(column="in_training", value_set=[0], **_EXAMPLES_ONLY)),
+            tagged("leakage", gxe.ExpectColumnValuesToBeInSet(column="in_training", value_set=[0])),
         ]
     elif options.task:
-        found.append(tagged("few_examples", gxe.ExpectTableRowCountToBeBetween(min_value=MIN_EXAMPLES_FOR_TASK[options.task])))
+        minimum = MIN_EXAMPLES_FOR_TASK[options.task]
+        on_examples.append(tagged("few_examples", gxe.ExpectTableRowCountToBeBetween(min_value=minimum)))
     if role == "training" and options.task == "classification":
-        largest = int(frame["label_count"].max()) if frame["label_count"].notna().any() else 0
-        rare_below = max(1, int(largest * MIN_CLASS_SHARE_OF_LARGEST + 0.999))
-        found += [
+        counts = batches.examples["label_count"]
+        largest = int(counts.max()) if counts.notna().any() else 0
+        rare_below = max(1, math.ceil(largest * MIN_CLASS_SHARE_OF_LARGEST))
+        on_examples += [
             tagged("label_classes", gxe.ExpectColumnUniqueValueCountToBeBetween(column="label", min_value=2)),
             tagged("label_balance", gxe.ExpectColumnValuesToBeBetween(column="label_count", min_value=rare_below)),
-            tagged("label_examples", gxe.ExpectColumnValuesToBeBetween(column="label_count", min_value=MIN_EXAMPLES_PER_CLASS)),
-        ]
-    return found
+            tagged("label_examples", gxe.ExpectColumnValuesToBeBetween(
+                column="label_count", min_value=MIN_EXAMPLES_PER_CLASS)),
+        ]  # fmt: skip
+    return on_lines, on_examples
 
 
 def _ephemeral_context():
@@ -129,29 +182,25 @@ def _ephemeral_context():
 
 
 def run_suite(tables: dict[str, FeatureTable], options: SuiteOptions) -> tuple[list[Finding], dict[str, dict]]:
-    """Validate each file's frame; return the findings and GE's raw results per role."""
+    """Validate each file's frames; return the findings and GE's raw results per role and batch."""
     import great_expectations as gx
 
+    batches = feature_batches(tables["training"], tables.get("validation"), options.task)
     context = _ephemeral_context()
     source = context.data_sources.add_pandas("tuning_dataset_features")
     findings: list[Finding] = []
     raw: dict[str, dict] = {}
     for role, table in tables.items():
-        asset = source.add_dataframe_asset(role)
-        batch = asset.add_batch_definition_whole_dataframe(role).get_batch(batch_parameters={"dataframe": table.frame})
-        suite = gx.ExpectationSuite(name=f"tuning_dataset_{role}", expectations=_expectations(table, role, options))
-        result = batch.validate(
-            suite,
-            result_format={
-                "result_format": "SUMMARY",
-                "unexpected_index_column_names": ["line"],
-                "partial_unexpected_count": LINES_SHOWN,
-            },
-        )
-        raw[role] = result.describe_dict()
-        for outcome in result.results:
-            if not outcome.success:
-                findings.append(_finding(outcome, role, table))
+        suites = _expectations(table, batches[role], role, options)
+        for kind, frame, expectations in zip(("lines", "examples"), (batches[role].lines, batches[role].examples), suites):
+            name = f"{role}_{kind}"
+            batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe(name).get_batch(
+                batch_parameters={"dataframe": frame}
+            )
+            suite = gx.ExpectationSuite(name=f"tuning_dataset_{name}", expectations=expectations)
+            result = batch.validate(suite, result_format=RESULT_FORMAT)
+            raw[name] = result.describe_dict()
+            findings.extend(_finding(outcome, role, table) for outcome in result.results if not outcome.success)
     order = list(RULES)
     findings.sort(key=lambda f: (f.severity != "error", order.index(f.rule), f.role))
     return findings, raw
@@ -163,24 +212,19 @@ def _finding(outcome, role: str, table: FeatureTable) -> Finding:
         raise RuntimeError(f"expectation for rule {rule.id} failed to run: {outcome.exception_info}")
     result = outcome.result
     notes = dict(table.notes.get(rule.id.removesuffix("_vertex"), []))
-    rows = sorted(result.get("partial_unexpected_index_list") or [], key=lambda row: int(row["line"]))
-    lines, details = [], []
-    for row in rows:
-        line = int(row["line"])
-        value = next((v for k, v in row.items() if k != "line"), None)
-        describe = _DESCRIBE_VALUE.get(rule.id)
-        lines.append(line)
-        details.append(notes.get(line) or (describe(value) if describe else ""))
-    count = int(result["unexpected_count"]) if "unexpected_count" in result else None
-    observed = result.get("observed_value")
+    describe = _DESCRIBE_VALUE.get(rule.id)
+    # The index is the line number; values come in the same (file) order as the indices.
+    lines = [int(line) for line in result.get("partial_unexpected_index_list") or []]
+    values = result.get("partial_unexpected_list") or [None] * len(lines)
+    details = [notes.get(line) or (describe(value) if describe else "") for line, value in zip(lines, values)]
     return Finding(
         rule=rule.id,
         severity=rule.severity.value,
         title=rule.title,
         role=role,
         file=table.path,
-        count=count,
-        observed=_plain(observed),
+        count=int(result["unexpected_count"]) if "unexpected_count" in result else None,
+        observed=_plain(result.get("observed_value")),
         lines=lines,
         details=details,
     )

@@ -40,7 +40,7 @@ def validate_dataset(
     :param gcp_conn_id: the Airflow connection used to read gs:// inputs.
     :param workers: processes for the streaming pass (default: automatic).
     """
-    from gemini_tuning.dataset_checks.suite import SuiteOptions, add_cross_file_columns, run_suite
+    from gemini_tuning.dataset_checks.suite import SuiteOptions, run_suite
 
     if task is not None and task not in TASKS:
         raise ValueError(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
@@ -58,7 +58,6 @@ def validate_dataset(
                 workers=workers,
             )
             tables[role].path = str(uri)
-    add_cross_file_columns(tables["training"], tables.get("validation"), task)
     findings, raw_results = run_suite(tables, options)
     findings += [_bom_finding(role, table) for role, table in tables.items() if table.has_bom]
     report = ValidationReport(

@@ -119,3 +119,39 @@ def test_bad_training_data_raises_dataset_error_before_training(tiny_model, toy_
     with pytest.raises(DatasetError, match="line 1"):
         train(toy_spec(tiny_model, toy_data, tmp_path / "out", training_data=bad), reporter)
     assert reporter.progress_log == []
+
+
+def test_running_a_shared_prefix_once_changes_nothing(tiny_model, tiny_tokenizer, monkeypatch):
+    import torch
+
+    from include.tuning_engine import trainer
+    from include.tuning_engine.batching import collate
+    from include.tuning_engine.conversation import chat_messages
+    from include.tuning_engine.rendering import render_example
+    from include.tuning_engine.runtime import load_model
+    from tests.tuning_engine.helpers import contents_example
+
+    system = "Sort the ticket into billing or shipping."
+    examples = [
+        render_example(tiny_tokenizer, chat_messages(contents_example(question, answer, system)), 256)
+        for question, answer in [("my card was charged twice", "billing"), ("parcel late", "shipping"), ("refund?", "billing")]
+    ]
+    batch = collate(examples, tiny_tokenizer.pad_token_id, "cpu")
+    assert trainer.shared_prefix_length(batch["input_ids"], batch["attention_mask"]) >= trainer.MIN_SHARED_PREFIX
+
+    def loss_and_gradients():
+        torch.manual_seed(0)
+        model = trainer.with_lora(load_model(tiny_model), rank=4)
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:  # B starts at zero; make the adapters matter
+                torch.nn.init.normal_(parameter, std=0.1)
+        loss, correct, predictions = trainer.label_only_loss(model, batch)
+        loss.backward()
+        return loss.item(), correct, predictions, [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    shared = loss_and_gradients()
+    monkeypatch.setattr(trainer, "MIN_SHARED_PREFIX", 10_000)
+    separate = loss_and_gradients()
+    assert shared[:3] == pytest.approx(separate[:3], rel=1e-5)
+    for with_sharing, without in zip(shared[3], separate[3]):
+        torch.testing.assert_close(with_sharing, without, rtol=1e-4, atol=1e-6)

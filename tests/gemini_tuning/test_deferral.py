@@ -36,7 +36,7 @@ with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1), ca
         base_model="gemini-2.0-flash-001",
         training_dataset_uri={train!r},
         validation_dataset_uri={validation!r},
-        epoch_count=2,
+        epoch_count=1,
     )
     wait = TuningJobSensor(
         task_id="wait_for_tuning_job",

@@ -157,6 +157,13 @@ def test_deadline_gives_up_and_cancels_if_asked(hook, cancel_on_timeout):
     assert hook.cancel_tuning_job.await_count == (1 if cancel_on_timeout else 0)
 
 
+def test_a_failed_cancel_at_the_deadline_still_yields_one_timeout_event(hook):
+    hook.get_tuning_job.return_value = tuning_job("JOB_STATE_RUNNING")
+    hook.cancel_tuning_job.side_effect = errors.ServerError(503, {"error": {"code": 503, "message": "busy"}})
+    [event] = run_events(make_trigger(deadline=time.time() - 1))
+    assert event["status"] == "timeout" and "cancelling the job failed" in event["message"]
+
+
 def test_progress_is_logged_with_step_and_loss(hook, capsys):
     hook.get_tuning_job.side_effect = [tuning_job("JOB_STATE_RUNNING"), tuning_job("JOB_STATE_SUCCEEDED")]
     hook.latest_metrics.return_value = {

@@ -187,8 +187,12 @@ class TuningJobTrigger(BaseTrigger):
     async def _give_up(self, hook: GenAITuningAsyncHook) -> TriggerEvent:
         message = f"Gave up waiting for tuning job {self.job_name}: the sensor's timeout passed"
         if self.cancel_on_timeout:
-            await hook.cancel_tuning_job(self.job_name)
-            message += "; the job was cancelled."
+            try:
+                await hook.cancel_tuning_job(self.job_name)
+                message += "; the job was cancelled."
+            except Exception as error:  # still exactly one event: the timeout, saying what went wrong
+                self.log.exception("Could not cancel tuning job %s", self.job_name)
+                message += f"; cancelling the job failed ({error}): cancel it by hand."
         else:
             message += "; the job keeps running."
         return self._event("timeout", message)

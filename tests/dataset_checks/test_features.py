@@ -44,14 +44,26 @@ def test_parallel_ranges_give_the_same_frame_and_notes(tmp_path):
     assert list(single.frame["label"].dropna().unique()) == ["4", "label-x", "label-y"]
 
 
-def test_the_hash_ignores_format_and_formatting(tmp_path):
-    legacy = {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "a"},
-                           {"role": "model", "content": "4"}]}  # fmt: skip
-    spaced = '{"systemInstruction": {"parts": [{"text": "s"}]},   "contents": [{"parts": [{"text": "a"}], "role": "user"}, {"role": "model", "parts": [{"text": "4"}]}]}'
+def test_the_hash_ignores_spelling(tmp_path):
+    spaced = '{"systemInstruction": {"parts": [{"text": "s"}]},   "contents": [{"parts": [{"text": "a"}], "role": "user"}, {"role": "model", "parts": [{"text": "4"}], "extra": 1}]}'
+    snake_case = '{"system_instruction": {"parts": [{"text": "s"}]}, "contents": [{"role": "user", "parts": [{"text": "a"}]}, {"role": "model", "parts": [{"text": "4"}]}]}'
     path = tmp_path / "train.jsonl"
-    path.write_bytes(jsonl(example("a", system="s"), legacy, spaced, example("a")))
+    path.write_bytes(jsonl(example("a", system="s"), spaced, snake_case, example("a"), example("a", system="t")))
     hashes = list(extract_features(path).frame["hash"])
-    assert hashes[0] == hashes[1] == hashes[2] != hashes[3]
+    assert hashes[0] == hashes[1] == hashes[2]
+    assert len({hashes[0], hashes[3], hashes[4]}) == 3
+
+
+def test_fast_path_and_diagnostic_walk_agree_on_features(tmp_path):
+    """A line the fast path refuses (here: an extra bad part) is still summarised by the walk."""
+    good = example("hello there", "general kenobi", system="s")
+    with_bad_part = {**good, "contents": [good["contents"][0], {"role": "model", "parts": [{"text": "general kenobi"}, 7]}]}
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(jsonl(good, with_bad_part))
+    frame = extract_features(path, with_label=True).frame
+    columns = ["turns", "model_turns", "last_role_model", "empty_texts", "non_text_parts", "chars", "tokens", "label"]
+    assert frame.loc[0, columns].tolist() == frame.loc[1, columns].tolist()
+    assert frame["malformed"].tolist() == [0, 1]
 
 
 @pytest.mark.slow

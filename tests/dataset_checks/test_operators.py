@@ -25,12 +25,13 @@ class RecordingTaskInstance:
 def test_validate_returns_a_serialisable_report_with_warnings(write, tmp_path):
     train = write("train.jsonl", example("a"), example("a"), example("b"))
     operator = ValidateTuningDatasetOperator(
-        task_id="validate", training_dataset=str(train), tuning_task="chat", report_dir=str(tmp_path / "report")
+        task_id="validate", training_dataset=str(train), tuning_task="chat", report_dir=f"file://{tmp_path}/report"
     )
     result = operator.execute({"ti": RecordingTaskInstance()})
     assert json.loads(json.dumps(result)) == result
     assert result["valid"] and {w["rule"] for w in result["warnings"]} == {"duplicates", "few_examples"}
     assert result["files"][0]["examples"] == 3
+    assert result["html_path"] == str(tmp_path / "report" / "report.html")
     assert (tmp_path / "report" / "report.html").read_text().count("duplicates") >= 1
 
 
@@ -68,8 +69,13 @@ def test_validate_then_upload_to_the_emulator_and_retry(storage_emulator, write)
     train = write("train.jsonl", example("a"), example("b"))
     validation = write("validation.jsonl", example("c"))
     report = ValidateTuningDatasetOperator(
-        task_id="validate", training_dataset=str(train), validation_dataset=str(validation)
-    ).execute({"ti": RecordingTaskInstance()})
+        task_id="validate", training_dataset=str(train), validation_dataset=str(validation),
+        report_dir=f"gs://{BUCKET}/run-1/report",
+    ).execute({"ti": RecordingTaskInstance()})  # fmt: skip
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+    assert report["html_path"] == f"gs://{BUCKET}/run-1/report/report.html"
+    assert b"Dataset VALID" in GCSHook().download(bucket_name=BUCKET, object_name="run-1/report/report.html")
     upload = UploadTuningDatasetOperator(
         task_id="upload",
         training_dataset=str(train),

@@ -63,9 +63,6 @@ MAX_NOTES_PER_RULE = 20
 
 # A token counter takes the texts of a batch of examples and returns their token counts.
 TokenCounter = Callable[[list[str]], list[int]]
-# The normalised view both formats and both paths reduce an example to: (role, texts, number
-# of non-text parts) per turn, the system instruction as a leading "system" turn.
-Turns = list[tuple[str, list[str], int]]
 
 
 @dataclass
@@ -94,131 +91,98 @@ class _Notes:
             kept.append((line, message))
 
 
-class _Diagnosed:
-    """An example read by the diagnostic walk: its turns and the problems found on the way."""
+class _Problems:
+    """What the diagnostic walk found wrong in one example, besides its notes."""
 
-    __slots__ = ("turns", "bad_roles", "malformed")
+    __slots__ = ("bad_roles", "malformed")
 
     def __init__(self) -> None:
-        self.turns: Turns = []
         self.bad_roles = 0
         self.malformed = 0
 
 
-def _part_texts(parts, where: str, line: int, example: _Diagnosed, notes: _Notes) -> tuple[list[str], int]:
-    texts: list[str] = []
-    others = 0
+def _read_parts(parts, where: str, line: int, problems: _Problems, notes: _Notes) -> list[schema.Part]:
+    """The readable parts, as schema structs; the others are noted and left out."""
+    found: list[schema.Part] = []
     if type(parts) is not list or not parts:
-        example.malformed += 1
+        problems.malformed += 1
         notes.add("structure", line, f"{where}.parts must be a non-empty list")
-        return texts, others
+        return found
     for index, part in enumerate(parts):
+        data_fields = NON_TEXT_PART_FIELDS.intersection(part) if type(part) is dict else ()
         if type(part) is not dict:
-            example.malformed += 1
+            problems.malformed += 1
             notes.add("structure", line, f"{where}.parts[{index}] must be an object")
         elif "text" in part:
-            text = part["text"]
-            if type(text) is str:
-                texts.append(text)
+            if type(part["text"]) is str:
+                found.append(schema.Part(text=part["text"]))
             else:
-                example.malformed += 1
+                problems.malformed += 1
                 notes.add("structure", line, f"{where}.parts[{index}].text must be a string")
-        elif NON_TEXT_PART_FIELDS.intersection(part):
-            others += 1
+        elif data_fields:
+            found.append(schema.Part(**{name: msgspec.Raw(orjson.dumps(part[name])) for name in data_fields}))
         else:
-            example.malformed += 1
+            problems.malformed += 1
             notes.add("structure", line, f"{where}.parts[{index}] has no text or known data field")
-    return texts, others
+    return found
 
 
-def _read_contents(obj: dict, line: int, notes: _Notes) -> _Diagnosed:
-    example = _Diagnosed()
+def _read_contents(obj: dict, line: int, problems: _Problems, notes: _Notes) -> schema.Example:
+    example = schema.Example(contents=[])
     system = obj.get("systemInstruction", obj.get("system_instruction"))
     if system is not None:
         if type(system) is dict:
-            texts, others = _part_texts(system.get("parts"), "systemInstruction", line, example, notes)
-            example.turns.append(("system", texts, others))
+            parts = _read_parts(system.get("parts"), "systemInstruction", line, problems, notes)
+            example.systemInstruction = schema.SystemInstruction(parts=parts)
         else:
-            example.malformed += 1
+            problems.malformed += 1
             notes.add("structure", line, "systemInstruction must be an object")
     contents = obj["contents"]
     if type(contents) is not list or not contents:
-        example.malformed += 1
+        problems.malformed += 1
         notes.add("structure", line, "contents must be a non-empty list")
         return example
     for index, turn in enumerate(contents):
         where = f"contents[{index}]"
         if type(turn) is not dict:
-            example.malformed += 1
+            problems.malformed += 1
             notes.add("structure", line, f"{where} must be an object")
             continue
         role = turn.get("role")
         if role not in CONTENTS_ROLES:
-            example.bad_roles += 1
+            problems.bad_roles += 1
             hint = ": put it in systemInstruction" if role == "system" else ""
             notes.add("roles", line, f"{where}.role is {role!r}, expected 'user' or 'model'{hint}")
-        texts, others = _part_texts(turn.get("parts"), where, line, example, notes)
-        example.turns.append((role, texts, others))
+        parts = _read_parts(turn.get("parts"), where, line, problems, notes)
+        example.contents.append(schema.Content(role=role, parts=parts))
     return example
 
 
-def _read_messages(obj: dict, line: int, notes: _Notes) -> _Diagnosed:
-    example = _Diagnosed()
+def _read_messages(obj: dict, line: int, problems: _Problems, notes: _Notes) -> schema.Example:
+    example = schema.Example(messages=[])
     messages = obj["messages"]
     if type(messages) is not list or not messages:
-        example.malformed += 1
+        problems.malformed += 1
         notes.add("structure", line, "messages must be a non-empty list")
         return example
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
         if type(message) is not dict:
-            example.malformed += 1
+            problems.malformed += 1
             notes.add("structure", line, f"{where} must be an object")
             continue
         role = message.get("role")
         if role not in MESSAGES_ROLES or (role == "system" and index != 0):
-            example.bad_roles += 1
+            problems.bad_roles += 1
             expected = "'system' (first message only), 'user' or 'model'"
             notes.add("roles", line, f"{where}.role is {role!r}, expected {expected}")
         content = message.get("content")
         if type(content) is not str:
-            example.malformed += 1
+            problems.malformed += 1
             notes.add("structure", line, f"{where}.content must be a string")
             content = ""
-        example.turns.append((role, [content], 0))
+        example.messages.append(schema.Message(role=role, content=content))
     return example
-
-
-def _fast_parts(parts: list[schema.Part]) -> tuple[list[str], int]:
-    """The texts of the parts and the number of data parts (-1 if some part is neither)."""
-    texts = [part.text for part in parts if part.text is not None]
-    others = len(parts) - len(texts)
-    if others and not all(part.has_data() for part in parts if part.text is None):
-        others = -1
-    return texts, others
-
-
-def _fast_turns(example: schema.Example) -> tuple[int, Turns] | None:
-    """The format and turns of a decoded example, or None when it needs the diagnostic walk."""
-    turns: Turns = []
-    if example.contents is not None:
-        if example.messages is not None:
-            return None
-        system = example.systemInstruction or example.system_instruction
-        if system is not None:
-            turns.append(("system", *_fast_parts(system.parts)))
-        for content in example.contents:
-            turns.append((content.role, *_fast_parts(content.parts)))
-        if any(turn[2] < 0 for turn in turns):
-            return None  # a part with neither text nor data: the walk names it
-        return _CONTENTS, turns
-    if example.messages is None:
-        return None
-    for index, message in enumerate(example.messages):
-        if message.role == "system" and index:
-            return None
-        turns.append((message.role, [message.content], 0))
-    return _MESSAGES, turns
 
 
 class _Extractor:
@@ -246,15 +210,9 @@ class _Extractor:
         try:
             example = schema.decoder.decode(raw)
         except (msgspec.DecodeError, UnicodeDecodeError):
+            example = None
+        if example is None or not self._add_example(line, offset, size, example, _Problems(), strict=True):
             self._diagnose(raw, line, offset, size)
-            return
-        fast = _fast_turns(example)
-        if fast is None:
-            self._diagnose(raw, line, offset, size)
-            return
-        format_code, turns = fast
-        data = schema.encoder.encode(example) if any(turn[2] for turn in turns) else b""
-        self._add_example(line, offset, size, format_code, turns, 0, 0, data)
 
     def _diagnose(self, raw: bytes, line: int, offset: int, size: int) -> None:
         """The slow path: find out and note what is wrong with the line, keep what can be read."""
@@ -268,10 +226,9 @@ class _Extractor:
             self.notes.add("known_format", line, f"the object has {found}")
             self._add_unreadable(line, offset, size, _OK, _UNKNOWN)
             return
-        read = _read_contents(obj, line, self.notes) if has_contents else _read_messages(obj, line, self.notes)
-        format_code = _CONTENTS if has_contents else _MESSAGES
-        data = raw.strip() if any(turn[2] for turn in read.turns) else b""
-        self._add_example(line, offset, size, format_code, read.turns, read.bad_roles, read.malformed, data)
+        problems = _Problems()
+        read = _read_contents if has_contents else _read_messages
+        self._add_example(line, offset, size, read(obj, line, problems, self.notes), problems, strict=False)
 
     def _decode(self, raw: bytes, line: int):
         if not raw.strip():
@@ -300,37 +257,66 @@ class _Extractor:
             self._count_later("")
 
     def _add_example(
-        self, line: int, offset: int, size: int, format_code: int, turns: Turns, bad_roles: int, malformed: int,
-        data: bytes,
-    ) -> None:  # fmt: skip
-        """Summarise one example into a row; data: the line's bytes when it has non-text parts."""
-        texts = [text for turn in turns for text in turn[1]]
+        self, line: int, offset: int, size: int, example: schema.Example, problems: _Problems, strict: bool
+    ) -> bool:
+        """Summarise one example into a row.
+
+        Both paths end here. strict (the fast path): add nothing and return False for what only
+        the diagnostic walk can explain (both formats, a misplaced system message, a part with
+        neither text nor data).
+        """
+        texts: list[str] = []
+        non_text = 0
+        if example.contents is not None:
+            if strict and example.messages is not None:
+                return False
+            format_code = _CONTENTS
+            if example.system_instruction is not None and example.systemInstruction is None:
+                example.systemInstruction, example.system_instruction = example.system_instruction, None
+            system = example.systemInstruction
+            part_lists = [content.parts for content in example.contents]
+            for parts in ([system.parts] if system is not None else []) + part_lists:
+                for part in parts:
+                    if part.text is not None:
+                        texts.append(part.text)
+                    elif part.has_data():
+                        non_text += 1
+                    else:
+                        return False  # only the fast path meets these: the walk drops them
+            roles = [content.role for content in example.contents]
+            last_texts = [part.text for part in part_lists[-1] if part.text is not None] if part_lists else []
+        elif example.messages is not None:
+            format_code = _MESSAGES
+            roles = [message.role for message in example.messages]
+            texts = [message.content for message in example.messages]
+            if roles and roles[0] == "system":
+                del roles[0]
+            if strict and "system" in roles:
+                return False
+            last_texts = texts[-1:]
+        else:
+            return False
         chars = sum(map(len, texts))
         empty = sum([not text or text.isspace() for text in texts])
-        non_text = sum([turn[2] for turn in turns])
-        model_turns = [turn[0] for turn in turns].count("model")
         if empty:
             self.notes.add("empty_text", line, f"{empty} empty text(s)")
         if non_text:
             self.notes.add("non_text_parts", line, f"{non_text} non-text part(s)")
-        last = turns[-1] if turns else None
-        last_role_model = last is not None and last[0] == "model"
+        last_role_model = bool(roles) and roles[-1] == "model"
         label = -1
         if self.with_label and last_role_model:
-            text = "".join(last[1]).strip()
-            label = self.labels.setdefault(text, len(self.labels))
-        conversation = len(turns) - (1 if turns and turns[0][0] == "system" else 0)
-        # The hash covers roles and texts, not their spelling: the same conversation written with
-        # other spacing, key order or in the other format is the same example. Non-text parts
-        # are hashed by the line's bytes (normalised on the fast path).
-        content_hash = hashlib.blake2b(orjson.dumps(turns), digest_size=8)
-        content_hash.update(data)
+            label = self.labels.setdefault("".join(last_texts).strip(), len(self.labels))
+        # The hash covers the re-encoded example, not its spelling: the same example written with
+        # other spacing, key order or extra fields is the same example.
+        content_hash = hashlib.blake2b(schema.encoder.encode(example), digest_size=8).digest()
         self.rows += _ROW.pack(
-            line, offset, size, _OK, format_code, conversation, model_turns, bad_roles, last_role_model,
-            empty, non_text, malformed, chars, int.from_bytes(content_hash.digest(), "little", signed=True), label,
+            line, offset, size, _OK, format_code, len(roles), roles.count("model"), problems.bad_roles,
+            last_role_model, empty, non_text, problems.malformed, chars,
+            int.from_bytes(content_hash, "little", signed=True), label,
         )  # fmt: skip
         if self.count_tokens is not None:
             self._count_later("\n".join(texts))
+        return True
 
     def _count_later(self, text: str) -> None:
         self.pending_texts.append(text)

@@ -118,14 +118,9 @@ class ValidationReport:
             out.append(f"HTML report: {self.html_path}")
         return "\n".join(out)
 
-    def write_html(self, directory: str | Path) -> Path:
-        """Write report.html into directory and remember its path."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / "report.html"
-        self.html_path = str(path)
-        path.write_text(_html(self), encoding="utf-8")
-        return path
+    def html(self) -> str:
+        """The report as a standalone HTML page."""
+        return _html(self)
 
 
 def _short(text: str, limit: int = 40) -> str:

@@ -40,9 +40,10 @@ class Content(msgspec.Struct, omit_defaults=True):
     parts: Annotated[list[Part], NonEmpty]
 
 
-class SystemInstruction(msgspec.Struct, omit_defaults=True):
+class SystemInstruction(msgspec.Struct):
+    """Its role, when given, is ignored (and left out of the example's hash)."""
+
     parts: Annotated[list[Part], NonEmpty]
-    role: Optional[str] = None
 
 
 class Message(msgspec.Struct):
@@ -61,5 +62,5 @@ class Example(msgspec.Struct, omit_defaults=True):
 
 decoder = msgspec.json.Decoder(Example)
 # Re-encoding a decoded example gives one spelling per content (key order, spacing and unknown
-# fields gone): how the duplicate and leakage checks hash data parts.
+# fields gone): what the duplicate and leakage checks hash.
 encoder = msgspec.json.Encoder()

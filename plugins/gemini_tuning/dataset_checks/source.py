@@ -1,8 +1,9 @@
-"""Dataset inputs: a local path, a file:// URI or a gs:// object, always read as a local file.
+"""Where datasets and reports live: a local path, a file:// URI or a gs:// object.
 
-A gs:// object is downloaded once to a temporary file through the Google provider's GCSHook
-(the pass then reads it at disk speed); local inputs are read in place. A missing or
-unreadable input is a DatasetInputError naming it.
+Inputs are always read as a local file: a gs:// object is downloaded once to a temporary file
+through the Google provider's GCSHook (the pass then reads it at disk speed); local inputs are
+read in place. A missing or unreadable input is a DatasetInputError naming it. Reports are
+written the same three ways.
 """
 
 from __future__ import annotations
@@ -62,3 +63,17 @@ def readable_file(uri: str, *, gcp_conn_id: str = "google_cloud_default") -> Ite
         except Forbidden as error:
             raise DatasetInputError(f"dataset not readable: {uri} ({error.message})") from error
         yield target
+
+
+def write_file(uri: str, text: str, *, content_type: str, gcp_conn_id: str = "google_cloud_default") -> str:
+    """Write text to a local path, file:// or gs:// URI; return where it went."""
+    path = local_path(uri)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return str(path)
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+    bucket, name = split_gcs_uri(uri)
+    GCSHook(gcp_conn_id=gcp_conn_id).upload(bucket_name=bucket, object_name=name, data=text, mime_type=content_type)
+    return uri

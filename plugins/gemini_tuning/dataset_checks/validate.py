@@ -6,13 +6,15 @@ class sizes) -> great-expectations suite -> report (text, dict, and HTML when as
 
 from __future__ import annotations
 
+import importlib
 import json
+import threading
 from pathlib import Path
 
 from gemini_tuning.dataset_checks.features import FeatureTable, extract_features
 from gemini_tuning.dataset_checks.report import FileSummary, Finding, ValidationReport
 from gemini_tuning.dataset_checks.rules import MIN_EXAMPLES_FOR_TASK, RULES, Backend
-from gemini_tuning.dataset_checks.source import readable_file
+from gemini_tuning.dataset_checks.source import readable_file, write_file
 
 TASKS = tuple(MIN_EXAMPLES_FOR_TASK)
 CLASSES_SHOWN = 50
@@ -36,8 +38,8 @@ def validate_dataset(
     :param task: classification, summarization, extractive_qa or chat: enables the task's checks.
     :param backend: "vertex" or "local": the local backend refuses non-text parts.
     :param tokenizer: a tokenizer folder to count tokens with (the local model's); default: estimate.
-    :param report_dir: write report.html (and GE's raw results) there.
-    :param gcp_conn_id: the Airflow connection used to read gs:// inputs.
+    :param report_dir: write report.html (and GE's raw results) there: a path, file:// or gs:// URI.
+    :param gcp_conn_id: the Airflow connection for gs:// inputs and report_dir.
     :param workers: processes for the streaming pass (default: automatic).
     """
     from gemini_tuning.dataset_checks.suite import SuiteOptions, run_suite
@@ -45,6 +47,9 @@ def validate_dataset(
     if task is not None and task not in TASKS:
         raise ValueError(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
     options = SuiteOptions(backend=Backend(backend), task=task)
+    # great_expectations takes seconds to import: do it while the streaming pass works.
+    preload = threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True)
+    preload.start()
     inputs = {"training": training, "validation": validation}
     tables: dict[str, FeatureTable] = {}
     for role, uri in inputs.items():
@@ -58,6 +63,7 @@ def validate_dataset(
                 workers=workers,
             )
             tables[role].path = str(uri)
+    preload.join()
     findings, raw_results = run_suite(tables, options)
     findings += [_bom_finding(role, table) for role, table in tables.items() if table.has_bom]
     report = ValidationReport(
@@ -66,9 +72,13 @@ def validate_dataset(
         backend=options.backend.value,
         task=task,
     )
-    if report_dir is not None:
-        report.write_html(report_dir)
-        (Path(report_dir) / "expectation_results.json").write_text(json.dumps(raw_results, indent=1, default=str))
+    if report_dir:
+        folder = str(report_dir).rstrip("/")
+        raw = json.dumps(raw_results, indent=1, default=str)
+        write_file(f"{folder}/expectation_results.json", raw, content_type="application/json", gcp_conn_id=gcp_conn_id)
+        report.html_path = write_file(
+            f"{folder}/report.html", report.html(), content_type="text/html", gcp_conn_id=gcp_conn_id
+        )
     return report
 
 

@@ -33,8 +33,8 @@ class ValidateTuningDatasetOperator(BaseOperator):
     :param tuning_task: Optional task type: classification, summarization, extractive_qa or chat: enables its checks. (templated)
     :param backend: "vertex" or "local": the local backend accepts text parts only. (templated)
     :param tokenizer: Optional tokenizer folder to count tokens with (the local model's); default: estimate. (templated)
-    :param report_dir: Optional folder for report.html and the raw expectation results. (templated)
-    :param gcp_conn_id: Connection to read gs:// inputs with. (templated)
+    :param report_dir: Optional folder (path, file:// or gs://) for report.html and the raw expectation results. (templated)
+    :param gcp_conn_id: Connection for gs:// inputs and report_dir. (templated)
     """
 
     template_fields: Sequence[str] = (

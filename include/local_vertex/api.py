@@ -1,8 +1,9 @@
 """The REST API: Vertex AI's tuningJobs, generateContent and TensorBoard time-series reads.
 
-Everything is served under both /v1 and /v1beta1 (google-genai's default). Handlers that touch
-SQLite are plain functions, which FastAPI runs on its thread pool; generateContent goes to the
-generation thread; nothing here trains.
+Everything is served under both /v1 and /v1beta1 (google-genai's default). Reads run on the
+event loop (SQLite in WAL mode never makes a reader wait, and a thread hop costs more than the
+read); writes, which may wait for a worker's transaction, and dataset checks run on FastAPI's
+thread pool; generateContent goes to the generation thread; nothing here trains.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def create_app(config: ServiceConfig, store: JobStore, scheduler: Scheduler,
     app.add_middleware(BodySizeLimit, max_bytes=config.max_request_bytes)
     _install_error_handlers(app)
 
-    def require_token(request: Request) -> None:
+    async def require_token(request: Request) -> None:
         if not config.token:
             return
         header = request.headers.get("authorization", "")
@@ -94,7 +95,7 @@ def create_app(config: ServiceConfig, store: JobStore, scheduler: Scheduler,
         return json_response(_public(record))
 
     @router.get(_PARENT + "/tuningJobs")
-    def list_tuning_jobs(project: str, location: str, page_size: int | None = Query(None, alias="pageSize"),
+    async def list_tuning_jobs(project: str, location: str, page_size: int | None = Query(None, alias="pageSize"),
                          page_token: str | None = Query(None, alias="pageToken"),
                          filter: str | None = Query(None)):
         size = _page_size(page_size)
@@ -113,7 +114,7 @@ def create_app(config: ServiceConfig, store: JobStore, scheduler: Scheduler,
         return json_response(body)
 
     @router.get(_PARENT + "/tuningJobs/{job_id}")
-    def get_tuning_job(project: str, location: str, job_id: str):
+    async def get_tuning_job(project: str, location: str, job_id: str):
         return json_response(_public(find_job(project, location, job_id)))
 
     @router.post(_PARENT + "/tuningJobs/{job_id}:cancel")
@@ -172,7 +173,7 @@ def create_app(config: ServiceConfig, store: JobStore, scheduler: Scheduler,
         return record
 
     @router.get(tb + ":batchRead")
-    def batch_read(project: str, location: str, tensorboard_id: str,
+    async def batch_read(project: str, location: str, tensorboard_id: str,
                    time_series: list[str] = Query([], alias="timeSeries")):
         record = job_of_tensorboard(project, location, tensorboard_id)
         if not time_series:
@@ -183,22 +184,22 @@ def create_app(config: ServiceConfig, store: JobStore, scheduler: Scheduler,
         ]})
 
     @router.get(tb + "/experiments/{experiment_id}")
-    def get_experiment(project: str, location: str, tensorboard_id: str, experiment_id: str):
+    async def get_experiment(project: str, location: str, tensorboard_id: str, experiment_id: str):
         record = job_of_tensorboard(project, location, tensorboard_id, experiment_id)
         return json_response(tensorboard.experiment_resource(record))
 
     @router.get(tb + "/experiments/{experiment_id}/runs")
-    def list_runs(project: str, location: str, tensorboard_id: str, experiment_id: str):
+    async def list_runs(project: str, location: str, tensorboard_id: str, experiment_id: str):
         record = job_of_tensorboard(project, location, tensorboard_id, experiment_id)
         return json_response({"tensorboardRuns": [tensorboard.run_resource(record)]})
 
     @router.get(run + "/timeSeries")
-    def list_time_series(project: str, location: str, tensorboard_id: str, experiment_id: str, run_id: str):
+    async def list_time_series(project: str, location: str, tensorboard_id: str, experiment_id: str, run_id: str):
         record = job_of_tensorboard(project, location, tensorboard_id, experiment_id, run_id)
         return json_response({"tensorboardTimeSeries": tensorboard.series_resources(store, record)})
 
     @router.get(run + "/timeSeries:batchRead")
-    def batch_read_run(project: str, location: str, tensorboard_id: str, experiment_id: str, run_id: str,
+    async def batch_read_run(project: str, location: str, tensorboard_id: str, experiment_id: str, run_id: str,
                        time_series: list[str] = Query([], alias="timeSeries")):
         """All of the run's series when none are named (the shortest way to get a job's curves)."""
         record = job_of_tensorboard(project, location, tensorboard_id, experiment_id, run_id)
@@ -208,7 +209,7 @@ def create_app(config: ServiceConfig, store: JobStore, scheduler: Scheduler,
         ]})
 
     @router.get(run + "/timeSeries/{series_id}:read")
-    def read_time_series(project: str, location: str, tensorboard_id: str, experiment_id: str, run_id: str,
+    async def read_time_series(project: str, location: str, tensorboard_id: str, experiment_id: str, run_id: str,
                          series_id: str):
         record = job_of_tensorboard(project, location, tensorboard_id, experiment_id, run_id)
         return json_response({"timeSeriesData": tensorboard.time_series_data(

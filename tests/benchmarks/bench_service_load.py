@@ -1,0 +1,147 @@
+"""Load on the local Vertex service while a job trains: 200 concurrent get/list calls and 20
+concurrent generateContent calls, all at once; every one must be answered, none may fail.
+
+The baseline is the same 200 get/list burst against the same service while it is idle (no
+training, no generation), measured first in the same run; the ratio shows what training and
+generation cost the API's latency. The load comes from aiohttp: httpx's AsyncClient spends about
+ten times longer than the service on 200 concurrent calls here, and would measure itself.
+
+    python tests/benchmarks/bench_service_load.py [--requests 200] [--generations 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+import aiohttp  # noqa: E402
+
+from tests.fixtures.local_vertex import LocalVertexService, chat_rows  # noqa: E402
+
+
+def percentiles(latencies: list[float]) -> str:
+    ordered = sorted(latencies)
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return (f"n={len(ordered)} p50={pick(0.50):.0f} ms p90={pick(0.90):.0f} ms p99={pick(0.99):.0f} ms "
+            f"max={ordered[-1] * 1000:.0f} ms")
+
+
+async def timed(client: aiohttp.ClientSession, method: str, url: str, **kwargs) -> tuple[float, int]:
+    started = time.perf_counter()
+    async with client.request(method, url, **kwargs) as response:
+        await response.read()
+        return time.perf_counter() - started, response.status
+
+
+def get_list_calls(client, service, job_names: list[str], count: int):
+    jobs_url = f"/v1/{service.parent}/tuningJobs"
+    calls = []
+    for i in range(count):
+        if i % 2:
+            calls.append(timed(client, "GET", f"/v1/{job_names[i % len(job_names)]}"))
+        else:
+            calls.append(timed(client, "GET", jobs_url, params={"pageSize": "10", "filter": 'state!="JOB_STATE_FAILED"'}))
+    return calls
+
+
+def generation_calls(client, service, endpoint: str, count: int):
+    body = {"contents": [{"role": "user", "parts": [{"text": "message 7: my billing question"}]}],
+            "generationConfig": {"temperature": 0, "maxOutputTokens": 16}}
+    targets = [f"/v1/{endpoint}:generateContent",
+               f"/v1/{service.parent}/publishers/google/models/gemini-2.5-flash:generateContent"]
+    return [timed(client, "POST", targets[i % 2], json=body) for i in range(count)]
+
+
+async def burst(service, calls_factory) -> list[tuple[float, int]]:
+    async with aiohttp.ClientSession(base_url=service.base_url, connector=aiohttp.TCPConnector(limit=400),
+                                     timeout=aiohttp.ClientTimeout(total=300),
+                                     headers={"Authorization": f"Bearer {service.token}"}) as client:
+        return await asyncio.gather(*calls_factory(client))
+
+
+def report(label: str, results: list[tuple[float, int]]) -> list[float]:
+    failed = [status for _, status in results if status != 200]
+    latencies = [seconds for seconds, _ in results]
+    print(f"{label:<34} {percentiles(latencies)}  failed={len(failed)}")
+    if failed:
+        raise SystemExit(f"{label}: {len(failed)} calls failed with statuses {sorted(set(failed))}")
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--generations", type=int, default=20)
+    parser.add_argument("--base-model", help="model folder (default: a tiny model built on the spot)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-local-vertex-") as tmp:
+        base_model = args.base_model
+        if base_model is None:
+            from include.tuning_engine.tiny import build_tiny_model
+
+            base_model = str(build_tiny_model(Path(tmp) / "tiny"))
+        service = LocalVertexService(Path(tmp) / "data", Path(base_model)).start()
+        try:
+            with service.http() as http:
+                def create(uri: str, epochs: int) -> dict:
+                    response = http.post(f"/v1/{service.parent}/tuningJobs", json={
+                        "baseModel": "gemini-2.5-flash",
+                        "supervisedTuningSpec": {"trainingDatasetUri": uri, "hyperParameters": {"epochCount": epochs}}})
+                    response.raise_for_status()
+                    return response.json()
+
+                short = create(service.write_dataset("short.jsonl", chat_rows(16)), 1)
+                short = service.wait_for_state(short["name"], {"JOB_STATE_SUCCEEDED"}, timeout_s=300)
+                endpoint = short["tunedModel"]["endpoint"]
+                names = [short["name"]]
+                started = time.perf_counter()  # the API process loads torch and the models on first use
+                for target in (endpoint, f"{service.parent}/publishers/google/models/gemini-2.5-flash"):
+                    http.post(f"/v1/{target}:generateContent", timeout=300,
+                              json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}).raise_for_status()
+                print(f"{'first generateContent calls (warm-up)':<34} {time.perf_counter() - started:.1f} s")
+
+                asyncio.run(burst(service, lambda c: get_list_calls(c, service, names, args.requests)))  # warm-up
+                idle = asyncio.run(burst(service, lambda c: get_list_calls(c, service, names, args.requests)))
+                idle_latencies = report("get/list, idle (baseline)", idle)
+
+                long = create(service.write_dataset("long.jsonl", chat_rows(80)), 100)
+                service.wait_for_state(long["name"], {"JOB_STATE_RUNNING"}, timeout_s=300)
+                while not http.get(f"/v1/{long['experiment']}/runs/train/timeSeries/train_total_loss:read"
+                                   ).json()["timeSeriesData"]["values"]:
+                    time.sleep(0.1)
+                names.append(long["name"])
+
+                async def loaded(client):
+                    return await asyncio.gather(
+                        asyncio.gather(*get_list_calls(client, service, names, args.requests)),
+                        asyncio.gather(*generation_calls(client, service, endpoint, args.generations)))
+
+                started = time.perf_counter()
+                api, generated = asyncio.run(burst(service, lambda c: [loaded(c)]))[0]
+                wall = time.perf_counter() - started
+                state = http.get(f"/v1/{long['name']}").json()["state"]
+                loaded_latencies = report("get/list, training + generating", api)
+                report("generateContent, while training", generated)
+                print(f"{'job state after the burst':<34} {state} (the job trained throughout)")
+                print(f"{'whole burst':<34} {wall:.2f} s for {args.requests + args.generations} calls")
+                print(f"{'p50 ratio loaded/idle':<34} "
+                      f"{statistics.median(loaded_latencies) / statistics.median(idle_latencies):.2f}x")
+                http.post(f"/v1/{long['name']}:cancel")
+        finally:
+            service.stop()
+
+
+if __name__ == "__main__":
+    main()

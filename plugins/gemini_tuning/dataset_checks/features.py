@@ -50,9 +50,9 @@ NON_TEXT_PART_FIELDS = frozenset(
 )  # fmt: skip
 # One packed record per line: (column, struct code). numpy reads the same layout back.
 ROW_FIELDS = (
-    ("line", "i"), ("offset", "q"), ("bytes", "i"), ("status", "b"), ("format", "b"), ("turns", "h"),
-    ("model_turns", "h"), ("bad_roles", "h"), ("last_role_model", "?"), ("empty_texts", "h"),
-    ("non_text_parts", "h"), ("malformed", "h"), ("chars", "i"), ("hash", "q"), ("label", "i"),
+    ("line", "i"), ("offset", "q"), ("bytes", "i"), ("status", "b"), ("format", "b"), ("turns", "i"),
+    ("model_turns", "i"), ("bad_roles", "i"), ("last_role_model", "?"), ("empty_texts", "i"),
+    ("non_text_parts", "i"), ("malformed", "i"), ("chars", "i"), ("hash", "q"), ("label", "i"),
 )  # fmt: skip
 _ROW = struct.Struct("<" + "".join(code for _, code in ROW_FIELDS))
 _BOM = b"\xef\xbb\xbf"

@@ -94,7 +94,7 @@ def _batches(table: FeatureTable) -> Batches:
         index=index[parsed],
     )
     if "label" in frame:
-        examples["label"] = frame["label"][parsed].to_numpy()
+        examples["label"] = frame["label"].array[parsed]  # stays categorical: codes, not strings
     return Batches(lines=lines, examples=examples)
 
 
@@ -118,8 +118,9 @@ def feature_batches(train: FeatureTable, validation: FeatureTable | None, task: 
         examples["in_training"] = examples["hash"].map(training_line).fillna(0).astype(np.int64)
     if task == "classification":
         examples = batches["training"].examples
-        sizes = examples["label"].map(examples["label"].value_counts())
-        examples["label_count"] = sizes.astype(np.float64)  # NaN (no label) is skipped by GE
+        codes = examples["label"].cat.codes.to_numpy()
+        sizes = np.bincount(codes[codes >= 0], minlength=len(examples["label"].cat.categories)).astype(np.float64)
+        examples["label_count"] = np.where(codes >= 0, sizes[codes], np.nan)  # NaN (no label): GE skips it
     return batches
 
 

@@ -29,7 +29,7 @@ def pushed(context) -> dict:
 
 
 def wait_for_state(hook, job_name: str, states: set[str], timeout: float = 120) -> str:
-    from gemini_tuning.hooks.tuning import job_state
+    from gemini_tuning.jobs import job_state
 
     deadline = time.monotonic() + timeout
     while True:

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from google.genai import types
 
-from gemini_tuning.hooks.tuning import GenAITuningHook, is_transient_error, label_value, series_rows_from_batch_read
+from gemini_tuning.hooks.tuning import GenAITuningHook, is_transient_error, series_rows_from_batch_read
+from gemini_tuning.jobs import label_value
 
 BASE_GOOGLE = "airflow.providers.google.common.hooks.base_google"
 JOB = "projects/my-project/locations/europe-west4/tuningJobs/123"

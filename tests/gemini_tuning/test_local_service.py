@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
-from gemini_tuning.hooks.tuning import GenAITuningHook, job_state
+from gemini_tuning.hooks.tuning import GenAITuningHook
+from gemini_tuning.jobs import job_state
 from gemini_tuning.operators.archive_metrics import ArchiveTuningMetricsOperator
 from gemini_tuning.operators.smoke_test import SmokeTestOperator
 from gemini_tuning.operators.tuning_job import (

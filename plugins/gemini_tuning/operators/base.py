@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from gemini_tuning.hooks.tuning import DEFAULT_CONN_ID, GenAITuningHook
+from gemini_tuning.jobs import DEFAULT_CONN_ID
+
+if TYPE_CHECKING:
+    from gemini_tuning.hooks.tuning import GenAITuningHook
 
 
 class GenAITuningBaseOperator(BaseOperator):
@@ -39,6 +42,9 @@ class GenAITuningBaseOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> GenAITuningHook:
+        # Imported here: the hook needs the Google provider, which DAG files should not pay for.
+        from gemini_tuning.hooks.tuning import GenAITuningHook
+
         return GenAITuningHook(
             gcp_conn_id=self.gcp_conn_id,
             impersonation_chain=self.impersonation_chain,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException
-from gemini_tuning.hooks.tuning import SUCCEEDED, job_state
+from gemini_tuning.jobs import SUCCEEDED, job_state
 from gemini_tuning.operators.base import GenAITuningBaseOperator
 from gemini_tuning.prompts import SmokePrompt, load_prompt_list, load_prompts_file, sample
 

@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
-from gemini_tuning.hooks.tuning import ENDED, ENDED_UNSUCCESSFULLY, SUCCEEDED, failure_message, job_state, job_to_dict
+from gemini_tuning.jobs import ENDED, ENDED_UNSUCCESSFULLY, SUCCEEDED, failure_message, job_state, job_to_dict
 from gemini_tuning.links.tuning_job import TuningJobLink
 from gemini_tuning.operators.base import GenAITuningBaseOperator
-from gemini_tuning.triggers.tuning_job import TuningJobTrigger
 
 if TYPE_CHECKING:
     from google.genai.types import TuningJob
@@ -78,6 +77,8 @@ class TuningJobSensor(BaseSensorOperator, GenAITuningBaseOperator):
         if job_state(job) in ENDED:
             return self._result(job)
         self.log.info("Tuning job %s is %s: deferring the wait", job.name, job_state(job))
+        from gemini_tuning.triggers.tuning_job import TuningJobTrigger  # needs the hook: not at parse time
+
         self.defer(
             trigger=TuningJobTrigger(
                 job_name=self._watched_job,

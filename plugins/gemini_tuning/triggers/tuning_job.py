@@ -13,16 +13,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
-from gemini_tuning.hooks.tuning import (
-    DEFAULT_CONN_ID,
-    ENDED_UNSUCCESSFULLY,
-    SUCCEEDED,
-    GenAITuningAsyncHook,
-    failure_message,
-    is_transient_error,
-    job_state,
-    job_to_dict,
-)
+from gemini_tuning.hooks.tuning import GenAITuningAsyncHook, is_transient_error
+from gemini_tuning.jobs import DEFAULT_CONN_ID, ENDED_UNSUCCESSFULLY, SUCCEEDED, failure_message, job_state, job_to_dict
 
 
 class TuningJobTrigger(BaseTrigger):

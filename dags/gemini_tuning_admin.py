@@ -7,7 +7,7 @@ the form below:
 - **list**: the tuning jobs of the project and region, newest first. Narrow them with a filter in
   Vertex's syntax, e.g. `state="JOB_STATE_RUNNING"` or `labels.airflow_dag_id="gemini_supervised_tuning"`.
 - **get**: one job, by its full name (`projects/.../locations/.../tuningJobs/ID`) or its ID.
-- **cancel**: stop a queued or running job. Cancelling a job that has already ended is an error.
+- **cancel**: stop a queued or running job (a job that has already ended is left as it is).
 
 The result of each call is in the task's XCom (`return_value`) and in its log. The backend is the
 `gemini_tuning_default` connection, as for the tuning pipeline.

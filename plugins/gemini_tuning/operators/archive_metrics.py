@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gemini_tuning.hooks.tuning import job_to_dict
+from gemini_tuning.jobs import job_to_dict
 from gemini_tuning.operators.base import GenAITuningBaseOperator
 
 if TYPE_CHECKING:
@@ -78,6 +78,7 @@ class ArchiveTuningMetricsOperator(GenAITuningBaseOperator):
     :param tuning_job_name: The tuning job whose metrics are archived. (templated)
     :param archive_prefix: Folder for the files: gs://bucket/path, file:///path or a local path. (templated)
     :param smoke_test_results: Results of the smoke test to keep in the summary, if any. (templated)
+    :param run_summary: More of the run to keep in the summary (recommendation, dataset...), if any. (templated)
     :param storage_conn_id: Connection used by ObjectStoragePath to write gs:// files.
     """
 
@@ -86,6 +87,7 @@ class ArchiveTuningMetricsOperator(GenAITuningBaseOperator):
         "tuning_job_name",
         "archive_prefix",
         "smoke_test_results",
+        "run_summary",
     )
 
     def __init__(
@@ -94,10 +96,12 @@ class ArchiveTuningMetricsOperator(GenAITuningBaseOperator):
         tuning_job_name: str,
         archive_prefix: str,
         smoke_test_results: dict[str, Any] | str | None = None,
+        run_summary: dict[str, Any] | None = None,
         storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.run_summary = run_summary
         self.tuning_job_name = tuning_job_name
         self.archive_prefix = archive_prefix
         self.smoke_test_results = smoke_test_results
@@ -114,6 +118,7 @@ class ArchiveTuningMetricsOperator(GenAITuningBaseOperator):
             "data_stats": resource.get("tuningDataStats", {}).get("supervisedTuningDataStats", {}),
             "final_metrics": final_metrics(frame),
             "smoke_test": self._smoke_test_results(),
+            "run_summary": self.run_summary or None,
         }
         parquet = io.BytesIO()
         frame.to_parquet(parquet, index=False)

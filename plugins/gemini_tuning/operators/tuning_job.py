@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from gemini_tuning.hooks.tuning import ENDED, ENDED_UNSUCCESSFULLY, job_state, job_to_dict, label_value
+from gemini_tuning.jobs import ENDED, ENDED_UNSUCCESSFULLY, job_state, job_to_dict, label_value
 from gemini_tuning.links.tuning_job import TuningJobLink
 from gemini_tuning.operators.base import GenAITuningBaseOperator
 
@@ -23,21 +23,22 @@ ADAPTER_SIZES = {
 }
 
 
-def run_labels(context: Context) -> dict[str, str]:
+def dag_run_labels(dag_id: str, run_id: str) -> dict[str, str]:
     """
-    Labels naming the task instance that creates a job, the same on every try.
+    Labels naming the DAG run that creates a job: every job of a run carries them.
 
     The run id is hashed (with the DAG id) because label values are short and restricted to
-    ``[a-z0-9_-]``; the DAG and task ids are kept readable for people browsing jobs.
+    ``[a-z0-9_-]``; the DAG id is kept readable for people browsing jobs.
     """
+    run_hash = hashlib.sha256(f"{dag_id}\n{run_id}".encode()).hexdigest()[:20]
+    return {"airflow_dag_id": label_value(dag_id), "airflow_run_hash": run_hash}
+
+
+def run_labels(context: Context) -> dict[str, str]:
+    """Labels naming the task instance that creates a job, the same on every try."""
     ti = context["ti"]
     task = ti.task_id if ti.map_index < 0 else f"{ti.task_id}-{ti.map_index}"
-    run_hash = hashlib.sha256(f"{ti.dag_id}\n{ti.run_id}".encode()).hexdigest()[:20]
-    return {
-        "airflow_dag_id": label_value(ti.dag_id),
-        "airflow_run_hash": run_hash,
-        "airflow_task_id": label_value(task),
-    }
+    return {**dag_run_labels(ti.dag_id, ti.run_id), "airflow_task_id": label_value(task)}
 
 
 def _optional(value: Any, convert: type, field: str) -> Any:

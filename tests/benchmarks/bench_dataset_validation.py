@@ -1,17 +1,19 @@
 """Benchmark: our streaming validator against a naive pandas baseline on a ~1 GB JSONL file.
 
-    python tests/benchmarks/bench_dataset_validation.py [--size-mb 1000] [--baseline-size-mb N]
-        [--workdir DIR] [--keep]
+    python tests/benchmarks/bench_dataset_validation.py [--size-mb 1000] [--baseline-size-mb 100]
+        [--memory-limit-mb 6000] [--baseline-timeout 600] [--workdir DIR] [--keep]
 
 Generates a realistic dataset (about 1M examples at 1000 MB: short classification examples,
-multi-turn chats and long summarisation examples, one in 50 a duplicate),
-then measures, each in its own subprocess so peak RSS is its own: our validator
-(`validate_dataset`, the whole thing: streaming pass, great-expectations suite, report) and a
-naive baseline (`pandas.read_json(lines=True)` of the raw file, then the same kind of checks
-over that frame with Python-level apply). Prints MB/s, peak RSS and the ratio. The baseline
-holds the whole parsed file in memory; when it cannot finish the full file within
---baseline-timeout or the machine's memory, it is also measured on a --baseline-size-mb slice
-(head of the same file) so that a ratio can still be given. The generated files are deleted.
+multi-turn chats and long summarisation examples, one in 50 a duplicate), then measures each
+contender in its own subprocess, so that peak RSS is its own: our validator (`validate_dataset`
+with the classification checks, the whole thing: imports, streaming pass, great-expectations
+suite, report) and a naive baseline (`pandas.read_json(lines=True)` of the raw file, then the
+same kind of checks over that frame with Python-level apply). Prints wall time and MB/s, CPU
+seconds (this process and its workers: comparable when other work shares the machine), peak
+RSS, and the ratios. The baseline holds the whole parsed file in memory; when it cannot finish
+the full file within --baseline-timeout or --memory-limit-mb (an address-space cap, so that it
+cannot take a shared machine down), both are also measured on the first --baseline-size-mb.
+The generated files are deleted unless --keep.
 """
 
 from __future__ import annotations

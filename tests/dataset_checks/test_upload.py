@@ -8,6 +8,7 @@ import pytest
 
 from gemini_tuning.dataset_checks.source import DatasetInputError
 from gemini_tuning.dataset_checks.upload import upload_dataset
+from gemini_tuning.dataset_checks.validate import validate_dataset
 
 from .conftest import BUCKET, example
 
@@ -39,8 +40,10 @@ def test_changed_content_gets_a_new_name(write, tmp_path):
 
 def test_missing_input_names_the_path(tmp_path):
     missing = tmp_path / "nope.jsonl"
-    with pytest.raises(DatasetInputError, match=f"dataset not found: {missing}"):
+    with pytest.raises(DatasetInputError, match=f"dataset not found: {missing} \\(no such file\\)"):
         upload_dataset(str(missing), f"file://{tmp_path}/bucket")
+    with pytest.raises(DatasetInputError, match=f"dataset not found: file://{tmp_path} \\(a directory"):
+        validate_dataset(f"file://{tmp_path}")
 
 
 def test_unsupported_destination(write):
@@ -62,7 +65,9 @@ def test_gcs_upload_through_gcshook_on_the_emulator(storage_emulator, write):
     assert not second.uploaded and second.uri == first.uri
     assert hook.list(BUCKET, prefix="runs/r1/") == [f"runs/r1/{sha[:16]}/train.jsonl"]
 
-    # A gs:// input is read back through the hook too, and keeps its name and hash.
+    # A gs:// input is validated and uploaded through the hook too, and keeps its name and hash.
+    report = validate_dataset(first.uri)
+    assert report.valid and report.files[0].file == first.uri and report.files[0].examples == 2
     copied = upload_dataset(first.uri, f"gs://{BUCKET}/copies")
     assert copied.sha256 == sha and copied.uri == f"gs://{BUCKET}/copies/{sha[:16]}/train.jsonl"
 

@@ -45,7 +45,8 @@ def readable_file(uri: str, *, gcp_conn_id: str = "google_cloud_default") -> Ite
     path = local_path(str(uri))
     if path is not None:
         if not path.is_file():
-            raise DatasetInputError(f"dataset not found: {uri} (no such file)")
+            why = "a directory, not a file" if path.is_dir() else "no such file"
+            raise DatasetInputError(f"dataset not found: {uri} ({why})")
         if not os.access(path, os.R_OK):
             raise DatasetInputError(f"dataset not readable: {uri} (permission denied)")
         yield path

@@ -57,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from include.local_vertex.server import serve
 
-    serve(config, access_log=args.access_log)
+    try:
+        serve(config, access_log=args.access_log)
+    except RuntimeError as exc:  # a data dir or port in use: say so, without a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -7,8 +7,11 @@ it is killed outright (see processes.die_with_parent).
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import signal
+from contextlib import contextmanager
+from pathlib import Path
 
 import uvicorn
 
@@ -22,9 +25,29 @@ from include.local_vertex.store import JobStore
 log = logging.getLogger(__name__)
 
 
+class DataDirInUse(RuntimeError):
+    pass
+
+
 def serve(config: ServiceConfig, *, access_log: bool = False) -> None:
     for folder in (config.data_dir, config.jobs_dir, config.models_dir, config.storage_dir):
         folder.mkdir(parents=True, exist_ok=True)
+    with _exclusive(config.data_dir):
+        _serve(config, access_log)
+
+
+@contextmanager
+def _exclusive(data_dir: Path):
+    """One service per data dir: a second one would take the first one's jobs for orphans."""
+    with open(data_dir / "service.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataDirInUse(f"another local Vertex service is already using {data_dir}") from None
+        yield
+
+
+def _serve(config: ServiceConfig, access_log: bool) -> None:
     emulator = StorageEmulator(config.storage_port, config.storage_dir)
     emulator.start()
     store = JobStore(config.db_path)

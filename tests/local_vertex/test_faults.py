@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 import time
 
 import httpx
 import pytest
 
 from include.local_vertex.processes import pid_alive
-from tests.fixtures.local_vertex import LocalVertexService, chat_rows
+from tests.fixtures.local_vertex import PROJECT_ROOT, LocalVertexService, chat_rows
 
 pytestmark = pytest.mark.slow
 # 80 examples x 100 epochs: 10 steps and a checkpoint per epoch, 1000 steps in all, which
@@ -73,6 +74,13 @@ def wait_gone(pid: int, timeout_s: float = 15.0) -> float:
         assert time.monotonic() - started < timeout_s, f"process {pid} still alive"
         time.sleep(0.05)
     return time.monotonic() - started
+
+
+def test_a_second_service_on_the_same_data_dir_is_refused(service):
+    other = LocalVertexService(service.data_dir, service.base_model)
+    done = subprocess.run(other.command(), cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "already using" in done.stderr
 
 
 def test_a_worker_killed_with_sigkill_fails_its_job_with_the_reason(service):

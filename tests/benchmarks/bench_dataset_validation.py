@@ -215,7 +215,7 @@ def main() -> None:
     parser.add_argument("--size-mb", type=float, default=1000.0, help="size of the generated file (10^6 bytes)")
     parser.add_argument("--baseline-size-mb", type=float, default=100.0, help="slice for the baseline if it fails")
     parser.add_argument("--baseline-timeout", type=float, default=600.0, help="seconds before giving up on it")
-    parser.add_argument("--memory-limit-mb", type=int, default=6_000, help="address-space cap per contender (a shared machine)")
+    parser.add_argument("--memory-limit-mb", type=int, default=6_000, help="address-space cap per contender")
     parser.add_argument("--workdir", type=Path, default=None, help="where to write the file (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)

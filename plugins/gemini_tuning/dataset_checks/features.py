@@ -241,7 +241,8 @@ class _Extractor:
                 raw.decode("utf-8")
             except UnicodeDecodeError as bad:
                 byte = raw[bad.start]
-                self.notes.add("json_line", line, f"invalid UTF-8 byte 0x{byte:02x} at byte {bad.start + 1} of the line")
+                where = f"at byte {bad.start + 1} of the line"
+                self.notes.add("json_line", line, f"invalid UTF-8 byte 0x{byte:02x} {where}")
                 return _BAD_UTF8, None
             self.notes.add("json_line", line, f"invalid JSON: {error.msg} at column {error.colno}")
             return _BAD_JSON, None

@@ -150,7 +150,8 @@ def _html(report: ValidationReport) -> str:
         tokens += "" if s.tokens_counted else " (estimated)"
         parts.append(
             f"<tr><td>{e(s.role)}</td><td>{e(s.file)}</td><td>{s.examples:,}</td><td>{s.lines:,}</td>"
-            f"<td>{s.size_bytes / 1e6:.1f}</td><td>{e(s.format)}</td><td>{e(tokens)}</td><td>{s.mean_turns:.1f}</td></tr>"
+            f"<td>{s.size_bytes / 1e6:.1f}</td><td>{e(s.format)}</td><td>{e(tokens)}</td>"
+            f"<td>{s.mean_turns:.1f}</td></tr>"
         )
     parts.append("</table>")
     if report.findings:

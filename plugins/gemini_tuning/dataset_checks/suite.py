@@ -193,7 +193,8 @@ def run_suite(tables: dict[str, FeatureTable], options: SuiteOptions) -> tuple[l
     raw: dict[str, dict] = {}
     for role, table in tables.items():
         suites = _expectations(table, batches[role], role, options)
-        for kind, frame, expectations in zip(("lines", "examples"), (batches[role].lines, batches[role].examples), suites):
+        frames = (batches[role].lines, batches[role].examples)
+        for kind, frame, expectations in zip(("lines", "examples"), frames, suites):
             name = f"{role}_{kind}"
             batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe(name).get_batch(
                 batch_parameters={"dataframe": frame}

@@ -30,10 +30,10 @@ class ValidateTuningDatasetOperator(BaseOperator):
 
     :param training_dataset: Training JSONL: a local path, file:// or gs:// URI. (templated)
     :param validation_dataset: Optional validation JSONL, same forms. (templated)
-    :param tuning_task: Optional task type: classification, summarization, extractive_qa or chat: enables its checks. (templated)
+    :param tuning_task: Optional classification, summarization, extractive_qa or chat: adds its checks. (templated)
     :param backend: "vertex" or "local": the local backend accepts text parts only. (templated)
-    :param tokenizer: Optional tokenizer folder to count tokens with (the local model's); default: estimate. (templated)
-    :param report_dir: Optional folder (path, file:// or gs://) for report.html and the raw expectation results. (templated)
+    :param tokenizer: Optional tokenizer folder to count tokens with (the local model's), else estimated. (templated)
+    :param report_dir: Optional folder (path, file:// or gs://) for report.html and GE's raw results. (templated)
     :param gcp_conn_id: Connection for gs:// inputs and report_dir. (templated)
     """
 

@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             data_roots=tuple(args.data_root), max_request_bytes=args.max_request_bytes,
             cancel_grace_s=args.cancel_grace, torch_threads=args.torch_threads,
         )
+        config.check_safe_to_serve()
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

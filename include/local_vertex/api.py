@@ -218,6 +218,7 @@ def create_app(config: ServiceConfig, store: JobStore, scheduler: Scheduler,
     for version in API_VERSIONS:
         app.include_router(router, prefix=f"/{version}")
 
+    @app.get("/health")
     @app.get("/healthz")
     def health():
         """Liveness for docker-compose and the test fixture; needs no token, tells no secrets."""

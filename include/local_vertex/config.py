@@ -27,6 +27,9 @@ class ServiceConfig:
         object.__setattr__(self, "data_roots", tuple(Path(r).resolve() for r in self.data_roots))
         if self.max_concurrent_jobs < 1:
             raise ValueError("--max-concurrent-jobs must be at least 1")
+
+    def check_safe_to_serve(self) -> None:
+        """The service refuses to listen beyond this machine without a token."""
         if not self.token and not is_loopback(self.host):
             raise ValueError(
                 f"refusing to bind {self.host}: a non-loopback address needs --token "
@@ -35,7 +38,9 @@ class ServiceConfig:
 
     @property
     def storage_url(self) -> str:
-        return f"http://127.0.0.1:{self.storage_port}"
+        """Where this service's own processes reach the emulator, which listens on --host too."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.storage_port}"
 
     @property
     def db_path(self) -> Path:
@@ -70,6 +75,7 @@ def worker_settings(config: ServiceConfig) -> dict:
     """What a worker process needs from the config (never the token: argv is world-readable)."""
     return {
         "data_dir": str(config.data_dir),
+        "host": config.host,
         "storage_port": config.storage_port,
         "base_model": config.base_model,
         "data_roots": [str(r) for r in config.data_roots],
@@ -80,6 +86,7 @@ def worker_settings(config: ServiceConfig) -> dict:
 def config_from_worker_settings(settings: dict) -> ServiceConfig:
     return ServiceConfig(
         data_dir=Path(settings["data_dir"]),
+        host=settings["host"],
         storage_port=settings["storage_port"],
         base_model=settings["base_model"],
         data_roots=tuple(Path(r) for r in settings["data_roots"]),

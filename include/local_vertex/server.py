@@ -16,7 +16,7 @@ from pathlib import Path
 import uvicorn
 
 from include.local_vertex.api import create_app
-from include.local_vertex.config import ServiceConfig
+from include.local_vertex.config import ServiceConfig, is_loopback
 from include.local_vertex.generation import GenerationService
 from include.local_vertex.scheduler import Scheduler
 from include.local_vertex.storage import StorageEmulator
@@ -48,8 +48,11 @@ def _exclusive(data_dir: Path):
 
 
 def _serve(config: ServiceConfig, access_log: bool) -> None:
-    emulator = StorageEmulator(config.storage_port, config.storage_dir)
+    emulator = StorageEmulator(config.host, config.storage_port, config.storage_dir, config.storage_url)
     emulator.start()
+    if not is_loopback(config.host):
+        log.warning("the storage emulator listens on %s:%d and has no authentication: keep that "
+                    "network private", config.host, config.storage_port)
     store = JobStore(config.db_path)
     scheduler = Scheduler(JobStore(config.db_path), config)
     generation = GenerationService(config)

@@ -83,19 +83,18 @@ class GcsObjects:
 class StorageEmulator:
     """The emulator child process, started and stopped with the service."""
 
-    def __init__(self, port: int, storage_dir: Path):
+    def __init__(self, host: str, port: int, storage_dir: Path, url: str):
+        self.host = host
         self.port = port
         self.storage_dir = storage_dir
+        self.url = url
         self._proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 30.0) -> None:
         self.storage_dir.mkdir(parents=True, exist_ok=True)
         self._proc = spawn_module(
-            "include.local_vertex.storage", "--port", str(self.port), "--data-dir", str(self.storage_dir)
+            "include.local_vertex.storage", "--host", self.host, "--port", str(self.port),
+            "--data-dir", str(self.storage_dir),
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -123,6 +122,7 @@ class StorageEmulator:
 
 def _serve_emulator() -> None:
     parser = argparse.ArgumentParser(description="gcp-storage-emulator, persisted on disk")
+    parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--parent-pid", type=int, required=True)
@@ -135,7 +135,7 @@ def _serve_emulator() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    server = create_server("127.0.0.1", args.port, in_memory=False, data_dir=args.data_dir)
+    server = create_server(args.host, args.port, in_memory=False, data_dir=args.data_dir)
     server.start()
     stop.wait()
     server.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -59,8 +58,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def storage_emulator(tmp_path_factory):
-    """gcp-storage-emulator on a free port, with the GCS connection pointed at it (anonymous)."""
+def _emulator_url(tmp_path_factory):
+    """One gcp-storage-emulator process for the session, on a free port."""
     port = _free_port()
     executable = shutil.which("gcp-storage-emulator", path=str(Path(sys.executable).parent))
     process = subprocess.Popen(
@@ -79,18 +78,19 @@ def storage_emulator(tmp_path_factory):
                 process.kill()
                 raise RuntimeError("gcp-storage-emulator did not start")
             time.sleep(0.1)
-    saved = {key: os.environ.get(key) for key in ("STORAGE_EMULATOR_HOST", "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT")}
-    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-    os.environ["AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"] = json.dumps(
-        {"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True, "project": "local-project"}}
-    )
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture
+def storage_emulator(_emulator_url, monkeypatch):
+    """The emulator, with the default GCS connection pointed at it (anonymous) for this test only."""
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", _emulator_url)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT",
+        json.dumps({"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True, "project": "local-project"}}),
+    )
+    return _emulator_url

@@ -32,8 +32,10 @@ def runtime() -> Runtime:
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    # One thread per core: hyper-threads and oversubscription slow these small matmuls down.
-    threads = int(os.environ.get("TUNING_ENGINE_THREADS", 0)) or len(os.sched_getaffinity(0))
+    # Leave one core to the rest of the machine. Measured on the 2-core CPU with SmolLM2 steps:
+    # idle, 2 threads ran ~20% faster than 1; with other processes busy, 2 threads fell to
+    # 12-40 tokens/s (each parallel region waits for a descheduled thread) while 1 held ~200.
+    threads = int(os.environ.get("TUNING_ENGINE_THREADS", 0)) or max(1, len(os.sched_getaffinity(0)) - 1)
     torch.set_num_threads(threads)
     return Runtime(device=device, threads=threads)
 

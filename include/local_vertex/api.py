@@ -27,6 +27,7 @@ from include.local_vertex.config import ServiceConfig
 from include.local_vertex.datasets import DatasetUriError, check_dataset_uri
 from include.local_vertex.errors import (
     ApiError,
+    cancelled_error,
     failed_precondition,
     invalid_argument,
     not_found,
@@ -127,7 +128,7 @@ def create_app(config: ServiceConfig, store: JobStore, scheduler: Scheduler,
                 ended_state.append(record.state)
                 return False
             if record.state == "JOB_STATE_QUEUED":
-                record.set_state("JOB_STATE_CANCELLED", error={"code": 1, "message": "the tuning job was cancelled"})
+                record.set_state("JOB_STATE_CANCELLED", error=cancelled_error())
             elif record.state != "JOB_STATE_CANCELLING":
                 record.set_state("JOB_STATE_CANCELLING")
 

@@ -53,5 +53,11 @@ def too_large(message: str) -> ApiError:
     return ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "INVALID_ARGUMENT", message)
 
 
-def unavailable(message: str) -> ApiError:
-    return ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "UNAVAILABLE", message)
+def job_error(status: str, message: str) -> dict:
+    """A TuningJob's `error` (google.rpc.Status)."""
+    return {"code": RPC_CODES[status], "message": message}
+
+
+def cancelled_error() -> dict:
+    """What Vertex reports on a cancelled job: google.rpc.Code.CANCELLED."""
+    return job_error("CANCELLED", "the tuning job was cancelled")

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from include.local_vertex.config import ServiceConfig, worker_settings
-from include.local_vertex.errors import RPC_CODES
+from include.local_vertex.errors import cancelled_error, job_error
 from include.local_vertex.processes import describe_exit, is_worker_of, spawn_module, stop_pid, stop_process
 from include.local_vertex.store import ACTIVE_STATES, JobRecord, JobStore
 from include.local_vertex.worker import EXIT_INTERRUPTED
@@ -76,8 +76,7 @@ class Scheduler:
     def _recovered(self, record: JobRecord):
         record.worker_pid = None
         if record.state == "JOB_STATE_CANCELLING":
-            record.set_state("JOB_STATE_CANCELLED", error={"code": RPC_CODES["CANCELLED"],
-                                                           "message": "the tuning job was cancelled"})
+            record.set_state("JOB_STATE_CANCELLED", error=cancelled_error())
         elif record.state not in ACTIVE_STATES:
             return False
         elif record.resume_count < self.config.max_resumes:
@@ -86,11 +85,9 @@ class Scheduler:
             log.info("job %s: interrupted by a service stop; queued to resume from its last checkpoint "
                      "(resume %d of %d)", record.id, record.resume_count, self.config.max_resumes)
         else:
-            record.set_state("JOB_STATE_FAILED", error={
-                "code": RPC_CODES["ABORTED"],
-                "message": f"interrupted: the service stopped while the job was running "
-                           f"{record.resume_count + 1} times",
-            })
+            record.set_state("JOB_STATE_FAILED", error=job_error(
+                "ABORTED", f"interrupted: the service stopped while the job was running "
+                           f"{record.resume_count + 1} times"))
             log.warning("job %s: FAILED, interrupted too many times", record.id)
 
     # -- the loop ----------------------------------------------------------------------------
@@ -123,12 +120,10 @@ class Scheduler:
             if record.state not in ACTIVE_STATES:
                 return
             if record.state == "JOB_STATE_CANCELLING":
-                record.set_state("JOB_STATE_CANCELLED", error={"code": RPC_CODES["CANCELLED"],
-                                                               "message": "the tuning job was cancelled"})
+                record.set_state("JOB_STATE_CANCELLED", error=cancelled_error())
             else:
                 log_file = self.config.job_dir(job_id) / "worker.log"
-                record.set_state("JOB_STATE_FAILED", error={
-                    "code": RPC_CODES["INTERNAL"], "message": f"{reason}; see {log_file}"})
+                record.set_state("JOB_STATE_FAILED", error=job_error("INTERNAL", f"{reason}; see {log_file}"))
 
         record = self.store.update(job_id, change)
         if record is not None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from include.local_vertex.base_models import local_base_model
 from include.local_vertex.config import ServiceConfig, config_from_worker_settings
 from include.local_vertex.datasets import DatasetUriError, local_dataset_file
-from include.local_vertex.errors import RPC_CODES
+from include.local_vertex.errors import cancelled_error, job_error
 from include.local_vertex.processes import die_with_parent
 from include.local_vertex.store import JobRecord, JobStore
 from include.local_vertex.timefmt import now_rfc3339
@@ -155,7 +155,7 @@ class JobRun:
         if self.interrupted.is_set():
             return True
         cancelled = self.store.transition(self.job_id, ["JOB_STATE_CANCELLING"], "JOB_STATE_CANCELLED",
-                                          error=_cancelled_error())
+                                          error=cancelled_error())
         return cancelled is not None
 
     def _mark_running(self) -> None:
@@ -177,7 +177,7 @@ class JobRun:
     def _finish(self, result) -> int:
         if result.stopped:
             if self.store.transition(self.job_id, ["JOB_STATE_CANCELLING"], "JOB_STATE_CANCELLED",
-                                     error=_cancelled_error()):
+                                     error=cancelled_error()):
                 log.info("cancelled after %d steps", result.steps)
                 return 0
             log.info("interrupted after %d steps; the job resumes from its checkpoint on the next start",
@@ -205,13 +205,8 @@ class JobRun:
             self.job_id,
             ["JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_CANCELLING"],
             "JOB_STATE_FAILED",
-            error={"code": RPC_CODES[status], "message": message},
+            error=job_error(status, message),
         )
-
-
-def _cancelled_error() -> dict:
-    # What Vertex reports on a cancelled job: google.rpc.Code.CANCELLED.
-    return {"code": RPC_CODES["CANCELLED"], "message": "the tuning job was cancelled"}
 
 
 def _count_examples(path: Path) -> int:

@@ -34,6 +34,14 @@ def test_offsets_and_byte_counts_match_the_file(tmp_path):
     assert list(frame["status"][:5]) == ["ok", "blank", "invalid_json", "ok", "invalid_utf8"]
 
 
+def test_the_frame_is_compact(tmp_path):
+    """What stays in memory is about 60 bytes per line, whatever the size of the examples."""
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(jsonl(*[example("x" * 5000, "y" * 5000, system="z" * 1000)] * 200))
+    frame = extract_features(path).frame
+    assert frame.memory_usage(deep=True).sum() / len(frame) < 100
+
+
 def test_parallel_ranges_give_the_same_frame_and_notes(tmp_path):
     path = tmp_path / "train.jsonl"
     path.write_bytes(jsonl(*MIXED))

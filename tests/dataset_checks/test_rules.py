@@ -165,4 +165,5 @@ def test_windows_line_ends_and_a_missing_final_newline_are_fine(write, tmp_path)
                      b'{"messages": [{"role": "user", "content": "c"}, {"role": "model", "content": "d"}]}')  # fmt: skip
     report = validate_dataset(path)
     assert report.valid and not report.findings
-    assert report.files[0].examples == 2
+    assert report.files[0].examples == 2 and report.files[0].crlf_lines == 1
+    assert "1 line(s) end with CRLF" in report.to_text()

@@ -53,6 +53,7 @@ class FileSummary:
     mean_tokens: float
     total_characters: int
     mean_turns: float
+    crlf_lines: int  # Windows line ends: read fine, reported for information
     class_count: int | None = None  # classification: the number of distinct labels
     classes: dict[str, int] | None = None  # classification: examples per label, the largest 50
 
@@ -109,6 +110,8 @@ class ValidationReport:
                 f"{summary.size_bytes / 1e6:.1f} MB, format {summary.format}; tokens ({tokens}) "
                 f"max {summary.max_tokens:,}, mean {summary.mean_tokens:,.0f}, total {summary.total_tokens:,}"
             )
+            if summary.crlf_lines:
+                out.append(f"    {summary.crlf_lines:,} line(s) end with CRLF (Windows): read as plain line ends")
             if summary.classes is not None:
                 shown = ", ".join(f"{_short(label)!r}: {n:,}" for label, n in list(summary.classes.items())[:10])
                 more = ", ..." if summary.class_count > 10 else ""

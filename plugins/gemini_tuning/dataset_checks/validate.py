@@ -112,6 +112,7 @@ def _summary(role: str, table: FeatureTable, task: str | None) -> FileSummary:
         mean_tokens=round(float(tokens.mean()), 1) if len(tokens) else 0.0,
         total_characters=int(examples["chars"].sum()),
         mean_turns=round(float(examples["turns"].mean()), 2) if len(examples) else 0.0,
+        crlf_lines=table.crlf_lines,
         class_count=class_count,
         classes=classes,
     )

@@ -129,10 +129,11 @@ def label_only_loss(model, batch: dict):
     import torch.nn.functional as F
 
     causal_lm = model.get_base_model()
-    hidden = decoder_hidden_states(causal_lm.get_decoder(), batch["input_ids"], batch["attention_mask"])
+    # The last position predicts nothing, so the decoder never needs to see it.
+    hidden = decoder_hidden_states(causal_lm.get_decoder(), batch["input_ids"][:, :-1], batch["attention_mask"][:, :-1])
     targets = batch["labels"][:, 1:]
     where = targets != IGNORE_INDEX
-    logits = causal_lm.get_output_embeddings()(hidden[:, :-1][where]).float()
+    logits = causal_lm.get_output_embeddings()(hidden[where]).float()
     labels = targets[where]
     loss = F.cross_entropy(logits, labels)
     correct = int((logits.argmax(dim=-1) == labels).sum())

@@ -155,3 +155,31 @@ def test_running_a_shared_prefix_once_changes_nothing(tiny_model, tiny_tokenizer
     assert shared[:3] == pytest.approx(separate[:3], rel=1e-5)
     for with_sharing, without in zip(shared[3], separate[3]):
         torch.testing.assert_close(with_sharing, without, rtol=1e-4, atol=1e-6)
+
+
+def test_label_only_loss_equals_the_loss_over_full_logits(tiny_model, tiny_tokenizer):
+    import torch
+    import torch.nn.functional as F
+
+    from include.tuning_engine import trainer
+    from include.tuning_engine.batching import collate
+    from include.tuning_engine.conversation import chat_messages
+    from include.tuning_engine.rendering import render_example
+    from include.tuning_engine.runtime import load_model
+    from tests.tuning_engine.helpers import contents_example
+
+    examples = [
+        render_example(tiny_tokenizer, chat_messages(contents_example(question, answer)), 256)
+        for question, answer in [("a longer question here", "yes"), ("short", "a longer answer")]
+    ]
+    batch = collate(examples, tiny_tokenizer.pad_token_id, "cpu")
+    model = trainer.with_lora(load_model(tiny_model), rank=2)
+    with torch.no_grad():
+        loss, correct, predictions = trainer.label_only_loss(model, batch)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    targets = batch["labels"][:, 1:]
+    expected = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+    where = targets != -100
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert predictions == int(where.sum()) == sum(e.output_token_count for e in examples)
+    assert correct == int((logits.argmax(-1)[where] == targets[where]).sum())

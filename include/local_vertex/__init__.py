@@ -42,4 +42,18 @@ TimeSeriesData = {"tensorboardTimeSeriesId", "valueType": "SCALAR",
 readable while the job runs. `GET /healthz` needs no token.
 
 Errors: {"error": {"code": 400, "message": "...", "status": "INVALID_ARGUMENT"}}.
+
+Job life: JOB_STATE_QUEUED (waiting for a slot; --max-concurrent-jobs) -> PENDING (its worker
+process starts, fetches gs:// data, fills unset hyperparameters with the recommended values and
+reports them on the job) -> RUNNING (startTime) -> SUCCEEDED (tunedModel {model, endpoint}) |
+FAILED (error {code, message}) | CANCELLED (error code 1); endTime when it ends. Cancel: a
+queued job ends at once, a running one goes through CANCELLING and stops within a training
+step (terminated after --cancel-grace seconds otherwise). A worker that dies fails its job with
+the reason. A job whose service stopped (or was killed) resumes from its last epoch checkpoint
+on the next start, and is FAILED "interrupted" after two such resumes.
+
+Modules: api (routes), job_requests (create body), filters (list filter), store (SQLite),
+scheduler (queue, cancels, recovery), worker (one job's process), datasets/storage/paths
+(URIs, emulator, confinement), generation (generateContent thread), tensorboard (metrics),
+server and __main__ (the command).
 """

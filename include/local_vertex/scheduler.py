@@ -157,10 +157,18 @@ class Scheduler:
             self._spawn(record.id)
 
     def _spawn(self, job_id: str) -> None:
-        proc = spawn_module(
-            "include.local_vertex.worker", "--job-id", job_id,
-            "--settings", json.dumps(worker_settings(self.config)),
-        )
+        # Spawned from this thread on purpose: the workers' parent-death signal fires when the
+        # thread that started them ends, which is when the scheduler stops.
+        try:
+            proc = spawn_module(
+                "include.local_vertex.worker", "--job-id", job_id,
+                "--settings", json.dumps(worker_settings(self.config)),
+            )
+        except OSError as exc:
+            log.exception("job %s: cannot start a worker", job_id)
+            self.store.transition(job_id, ["JOB_STATE_PENDING", "JOB_STATE_CANCELLING"], "JOB_STATE_FAILED",
+                                  error=job_error("INTERNAL", f"cannot start a worker process: {exc}"))
+            return
         self._workers[job_id] = _Worker(proc)
 
         def remember_pid(record: JobRecord):

@@ -141,3 +141,16 @@ def test_generate_content_on_an_unknown_endpoint_is_not_found(local_vertex):
     with pytest.raises(errors.ClientError) as raised:
         client.models.generate_content(model=f"{local_vertex.parent}/endpoints/42", contents="hi")
     assert raised.value.code == 404
+
+
+def test_the_async_client_reads_jobs_too(tuned_job, local_vertex):
+    import asyncio
+
+    async def read():
+        client = local_vertex.genai_client()
+        job = await client.aio.tunings.get(name=tuned_job.name)
+        listed = [j.name async for j in await client.aio.tunings.list(config={"page_size": 5})]
+        return job, listed
+
+    job, listed = asyncio.run(read())
+    assert job.state == tuned_job.state and tuned_job.name in listed

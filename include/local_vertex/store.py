@@ -52,7 +52,7 @@ class JobRecord:
     project: str
     location: str
     resource: dict  # the TuningJob as clients see it (camelCase)
-    internal: dict = field(default_factory=dict)  # resolvedBaseModel, adapterDir, progress
+    internal: dict = field(default_factory=dict)  # resolvedBaseModel, adapterDir
     worker_pid: int | None = None
     resume_count: int = 0
 

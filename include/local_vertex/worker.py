@@ -61,12 +61,9 @@ class JobReporter:
             log.info("step %d eval loss %.4f", step, values["/eval_total_loss"])
 
     def progress(self, step: int, total_steps: int, epoch: int) -> None:
-        def change(record: JobRecord):
-            record.internal["progress"] = {"step": step, "totalSteps": total_steps, "epoch": epoch}
-
-        self.store.update(self.job_id, change)
-        # One line per epoch change, the last step, and otherwise every few seconds: the engine
-        # logs each step in detail already.
+        # The job's progress is in its metrics (every step, in the store) and in this log: one
+        # line per epoch, at the last step, and every few seconds between (the engine's own
+        # log has each step in detail).
         now = time.monotonic()
         last_time, last_epoch = self._last_logged
         if epoch != last_epoch or step == total_steps or now - last_time >= PROGRESS_LOG_INTERVAL_S:

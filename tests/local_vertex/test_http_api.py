@@ -61,6 +61,13 @@ def test_snake_case_body_of_the_documentation_creates_a_job(finished_job, datase
         assert finished_job[field].endswith("Z")
 
 
+def test_the_service_logs_each_jobs_progress(finished_job, local_vertex):
+    job_id = finished_job["name"].rsplit("/", 1)[1]
+    lines = [line for line in local_vertex.log_path.read_text().splitlines() if f"job {job_id}" in line]
+    assert any("progress: step" in line and "epoch 2" in line and "loss" in line for line in lines)
+    assert any("succeeded" in line for line in lines)
+
+
 def test_metrics_read_as_tensorboard_time_series(finished_job, http):
     experiment = finished_job["experiment"]
     steps = int(finished_job["tuningDataStats"]["supervisedTuningDataStats"]["tuningStepCount"])

@@ -45,7 +45,7 @@ class JobReporter:
 
     def data_stats(self, stats: dict) -> None:
         def change(record: JobRecord):
-            record.resource["tuningDataStats"] = {"supervisedTuningDataStats": stats}
+            record.resource["tuningDataStats"] = {"supervisedTuningDataStats": int64_as_strings(stats)}
             record.resource["updateTime"] = now_rfc3339()
 
         self.store.update(self.job_id, change)
@@ -204,6 +204,26 @@ class JobRun:
             "JOB_STATE_FAILED",
             error=job_error(status, message),
         )
+
+
+_INT64_STATS = ("tuningDatasetExampleCount", "totalTuningCharacterCount", "totalBillableTokenCount",
+                 "totalBillableCharacterCount", "tuningStepCount", "totalTruncatedExampleCount")
+_INT64_DISTRIBUTION = ("sum", "billableSum")
+
+
+def int64_as_strings(stats: dict) -> dict:
+    """supervisedTuningDataStats as Vertex writes it: protobuf JSON puts int64 values in strings,
+    so code that reads the local service's stats reads Vertex's the same way."""
+    converted = dict(stats)
+    for key in _INT64_STATS:
+        if key in converted:
+            converted[key] = str(converted[key])
+    if "truncatedExampleIndices" in converted:
+        converted["truncatedExampleIndices"] = [str(index) for index in converted["truncatedExampleIndices"]]
+    for key, value in converted.items():
+        if key.endswith("Distribution") and isinstance(value, dict):
+            converted[key] = {k: str(v) if k in _INT64_DISTRIBUTION else v for k, v in value.items()}
+    return converted
 
 
 def _count_examples(path: Path) -> int:

@@ -50,7 +50,7 @@ def test_upload_with_gcs_clients_then_tune_from_gs(local_vertex, monkeypatch):
     )
     done = local_vertex.wait_for_state(job.name, {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED"})
     assert done["state"] == "JOB_STATE_SUCCEEDED", done.get("error")
-    assert done["tuningDataStats"]["supervisedTuningDataStats"]["tuningDatasetExampleCount"] == 16
+    assert done["tuningDataStats"]["supervisedTuningDataStats"]["tuningDatasetExampleCount"] == "16"  # int64
 
 
 def test_a_missing_object_is_refused_at_create(local_vertex):

@@ -70,10 +70,11 @@ def create_app(config: ServiceConfig, store: JobStore, scheduler: Scheduler,
 
     router = APIRouter(dependencies=[Depends(require_token)])
 
-    def find_job(project: str, location: str, job_id: str) -> JobRecord:
+    def find_job(project: str, location: str, job_id: str, collection: str = "tuningJobs") -> JobRecord:
+        """The job with this id under this parent (a job's endpoint and tensorboard share its id)."""
         record = store.get(job_id) if _JOB_ID.match(job_id) else None
         if record is None or (record.project, record.location) != (project, location):
-            raise not_found(f"TuningJob projects/{project}/locations/{location}/tuningJobs/{job_id} not found")
+            raise not_found(f"projects/{project}/locations/{location}/{collection}/{job_id} not found")
         return record
 
     # -- tuningJobs --------------------------------------------------------------------------
@@ -96,9 +97,10 @@ def create_app(config: ServiceConfig, store: JobStore, scheduler: Scheduler,
         return json_response(_public(record))
 
     @router.get(_PARENT + "/tuningJobs")
-    async def list_tuning_jobs(project: str, location: str, page_size: int | None = Query(None, alias="pageSize"),
-                         page_token: str | None = Query(None, alias="pageToken"),
-                         filter: str | None = Query(None)):
+    async def list_tuning_jobs(project: str, location: str,
+                               page_size: int | None = Query(None, alias="pageSize"),
+                               page_token: str | None = Query(None, alias="pageToken"),
+                               filter: str | None = Query(None)):
         size = _page_size(page_size)
         matches = compile_filter(filter)
         page: list[JobRecord] = []
@@ -146,10 +148,10 @@ def create_app(config: ServiceConfig, store: JobStore, scheduler: Scheduler,
     @router.post(_PARENT + "/endpoints/{endpoint_id}:generateContent")
     async def generate_on_endpoint(project: str, location: str, endpoint_id: str, request: Request):
         body = _content_request(await _json_body(request))
-        record = await run_in_threadpool(find_job, project, location, endpoint_id)
+        record = find_job(project, location, endpoint_id, "endpoints")
         adapter_dir = record.internal.get("adapterDir")
         if record.state != "JOB_STATE_SUCCEEDED" or not adapter_dir:
-            raise not_found(f"Endpoint projects/{project}/locations/{location}/endpoints/{endpoint_id} not found "
+            raise not_found(f"projects/{project}/locations/{location}/endpoints/{endpoint_id} not found "
                             f"(its tuning job is {record.state})")
         base_model = record.internal["resolvedBaseModel"]
         return json_response(await generation.generate(lambda: (base_model, Path(adapter_dir)), body))
@@ -166,7 +168,7 @@ def create_app(config: ServiceConfig, store: JobStore, scheduler: Scheduler,
     run = tb + "/experiments/{experiment_id}/runs/{run_id}"
 
     def job_of_tensorboard(project, location, tensorboard_id, experiment_id=None, run_id=None) -> JobRecord:
-        record = find_job(project, location, tensorboard_id)
+        record = find_job(project, location, tensorboard_id, "tensorboards")
         if experiment_id not in (None, tensorboard_id):
             raise not_found(f"experiment {experiment_id} not found in tensorboard {tensorboard_id}")
         if run_id not in (None, tensorboard.RUN):
@@ -175,14 +177,11 @@ def create_app(config: ServiceConfig, store: JobStore, scheduler: Scheduler,
 
     @router.get(tb + ":batchRead")
     async def batch_read(project: str, location: str, tensorboard_id: str,
-                   time_series: list[str] = Query([], alias="timeSeries")):
+                         time_series: list[str] = Query([], alias="timeSeries")):
         record = job_of_tensorboard(project, location, tensorboard_id)
         if not time_series:
             raise invalid_argument("timeSeries is required: the resource names of the series to read")
-        return json_response({"timeSeriesData": [
-            tensorboard.time_series_data(store, record, tensorboard.series_id_of(name, record))
-            for name in time_series
-        ]})
+        return json_response(tensorboard.batch_read(store, record, time_series))
 
     @router.get(tb + "/experiments/{experiment_id}")
     async def get_experiment(project: str, location: str, tensorboard_id: str, experiment_id: str):
@@ -201,17 +200,14 @@ def create_app(config: ServiceConfig, store: JobStore, scheduler: Scheduler,
 
     @router.get(run + "/timeSeries:batchRead")
     async def batch_read_run(project: str, location: str, tensorboard_id: str, experiment_id: str, run_id: str,
-                       time_series: list[str] = Query([], alias="timeSeries")):
+                             time_series: list[str] = Query([], alias="timeSeries")):
         """All of the run's series when none are named (the shortest way to get a job's curves)."""
         record = job_of_tensorboard(project, location, tensorboard_id, experiment_id, run_id)
-        names = time_series or list(tensorboard.SERIES_IDS)
-        return json_response({"timeSeriesData": [
-            tensorboard.time_series_data(store, record, tensorboard.series_id_of(name, record)) for name in names
-        ]})
+        return json_response(tensorboard.batch_read(store, record, time_series or list(tensorboard.SERIES_IDS)))
 
     @router.get(run + "/timeSeries/{series_id}:read")
-    async def read_time_series(project: str, location: str, tensorboard_id: str, experiment_id: str, run_id: str,
-                         series_id: str):
+    async def read_time_series(project: str, location: str, tensorboard_id: str, experiment_id: str,
+                               run_id: str, series_id: str):
         record = job_of_tensorboard(project, location, tensorboard_id, experiment_id, run_id)
         return json_response({"timeSeriesData": tensorboard.time_series_data(
             store, record, tensorboard.series_id_of(series_id, record))})

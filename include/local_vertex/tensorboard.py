@@ -88,3 +88,8 @@ def time_series_data(store: JobStore, record: JobRecord, series_id: str) -> dict
         "values": [{"step": str(step), "wallTime": wall_time, "scalar": {"value": value}}
                    for step, wall_time, value in points],
     }
+
+
+def batch_read(store: JobStore, record: JobRecord, names: list[str]) -> dict:
+    """BatchReadTensorboardTimeSeriesDataResponse for series named by resource name or id."""
+    return {"timeSeriesData": [time_series_data(store, record, series_id_of(name, record)) for name in names]}

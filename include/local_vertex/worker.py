@@ -57,8 +57,6 @@ class JobReporter:
         self.store.add_metrics(self.job_id, step, values, now_rfc3339())
         if "/train_total_loss" in values:
             self._last_loss = values["/train_total_loss"]
-        if "/eval_total_loss" in values:
-            log.info("step %d eval loss %.4f", step, values["/eval_total_loss"])
 
     def progress(self, step: int, total_steps: int, epoch: int) -> None:
         # The job's progress is in its metrics (every step, in the store) and in this log: one

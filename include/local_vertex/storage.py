@@ -81,13 +81,20 @@ class GcsObjects:
 
 
 class StorageEmulator:
-    """The emulator child process, started and stopped with the service."""
+    """The emulator child process, started and stopped with the service.
 
-    def __init__(self, host: str, port: int, storage_dir: Path, url: str):
+    It starts with the pipeline's default buckets (datasets, archive) in place, as a Cloud
+    project would have them, so that the pipeline runs against it with no set-up step.
+    """
+
+    DEFAULT_BUCKETS = ("gemini-tuning-datasets", "gemini-tuning-archive")
+
+    def __init__(self, host: str, port: int, storage_dir: Path, url: str, buckets: tuple[str, ...] = DEFAULT_BUCKETS):
         self.host = host
         self.port = port
         self.storage_dir = storage_dir
         self.url = url
+        self.buckets = buckets
         self._proc: subprocess.Popen | None = None
 
     def start(self, timeout_s: float = 30.0) -> None:
@@ -102,11 +109,17 @@ class StorageEmulator:
                 raise RuntimeError(f"the storage emulator exited with status {self._proc.returncode} "
                                    f"(is port {self.port} already in use?)")
             if self.alive():
+                self._create_buckets()
                 log.info("storage emulator serving %s from %s", self.url, self.storage_dir)
                 return
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"the storage emulator did not answer on {self.url} within {timeout_s:.0f}s")
+
+    def _create_buckets(self) -> None:
+        for bucket in self.buckets:
+            if httpx.get(f"{self.url}/storage/v1/b/{quote(bucket, safe='')}", timeout=5.0).status_code == 404:
+                httpx.post(f"{self.url}/storage/v1/b", json={"name": bucket}, timeout=5.0).raise_for_status()
 
     def alive(self) -> bool:
         try:

@@ -159,31 +159,47 @@ SUMMARY_FACTS = (
 )
 
 
-def summarization(rng: random.Random, count: int) -> list[dict]:
+def _unique(count: int, make, seen: set[str]) -> list[dict]:
+    """`count` examples from `make()`, none equal to another in `seen` (which spans the splits)."""
     rows = []
-    for _ in range(count):
+    while len(rows) < count:
+        row = make()
+        key = json.dumps(row, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            rows.append(row)
+    return rows
+
+
+TEAMS = ("operations", "sales", "logistics", "support", "finance", "product")
+
+
+def summarization(rng: random.Random, count: int, seen: set[str]) -> list[dict]:
+    def make() -> dict:
         fact, cause = (part.format(product=rng.choice(PRODUCTS), weekday=rng.choice(WEEKDAYS),
                                    days=rng.randint(2, 40)) for part in rng.choice(SUMMARY_FACTS))
-        report = (f"Team update. {fact}. According to the operations lead, the main reason was "
+        report = (f"Team update. {fact}. According to the {rng.choice(TEAMS)} lead, the main reason was "
                   f"{cause}. The team will review the numbers again on {rng.choice(WEEKDAYS)}.")
-        rows.append(_example("Summarize the update in one sentence.",
-                             [("user", report), ("model", f"{fact} because of {cause}.")]))
-    return rows
+        return _example("Summarize the update in one sentence.",
+                        [("user", report), ("model", f"{fact} because of {cause}.")])
+
+    return _unique(count, make, seen)
 
 
-def chat(rng: random.Random, count: int) -> list[dict]:
+def chat(rng: random.Random, count: int, seen: set[str]) -> list[dict]:
     """Legacy `messages` format on purpose: the pipeline accepts both formats."""
-    rows = []
-    for _ in range(count):
+    def make() -> dict:
         product = rng.choice(PRODUCTS)
-        rows.append({"messages": [
+        quantity = rng.randint(1, 4)
+        return {"messages": [
             {"role": "system", "content": "You are a concise store assistant."},
-            {"role": "user", "content": f"Do you have the {product} in stock?"},
-            {"role": "model", "content": f"Yes, the {product} is in stock. Would you like to order one?"},
-            {"role": "user", "content": "How fast can it arrive?"},
+            {"role": "user", "content": f"Do you have {quantity} of the {product} in stock?"},
+            {"role": "model", "content": f"Yes, we have {quantity} {product} in stock. Would you like to order?"},
+            {"role": "user", "content": f"How fast can it arrive on {rng.choice(WEEKDAYS)}?"},
             {"role": "model", "content": f"Standard delivery takes {rng.randint(2, 5)} business days."},
-        ]})
-    return rows
+        ]}
+
+    return _unique(count, make, seen)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -196,14 +212,15 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 def generate(out: Path, seed: int = 7) -> dict[str, int]:
     """Write every sample file under `out`; returns example counts by relative path."""
     rng = random.Random(seed)
-    seen: set[str] = set()
+    tickets: set[str] = set()
+    summaries: set[str] = set()
     files = {
-        "classification/train.jsonl": classification(rng, 520, seen),
-        "classification/validation.jsonl": classification(rng, 100, seen),
-        "classification/heldout.jsonl": classification(rng, 100, seen),
-        "summarization/train.jsonl": summarization(rng, 120),
-        "summarization/validation.jsonl": summarization(rng, 20),
-        "chat/train.jsonl": chat(rng, 80),
+        "classification/train.jsonl": classification(rng, 520, tickets),
+        "classification/validation.jsonl": classification(rng, 100, tickets),
+        "classification/heldout.jsonl": classification(rng, 100, tickets),
+        "summarization/train.jsonl": summarization(rng, 120, summaries),
+        "summarization/validation.jsonl": summarization(rng, 20, summaries),
+        "chat/train.jsonl": chat(rng, 80, set()),
     }
     for name, rows in files.items():
         write_jsonl(out / name, rows)

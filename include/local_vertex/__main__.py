@@ -26,14 +26,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, default=Path(os.environ.get("LOCAL_VERTEX_DATA", ".local_vertex")),
                        help="jobs.sqlite, storage/, jobs/<id>/, models/ (default $LOCAL_VERTEX_DATA or .local_vertex)")
     serve.add_argument("--token", default=os.environ.get("LOCAL_VERTEX_TOKEN"),
-                       help="bearer token required on every call (default $LOCAL_VERTEX_TOKEN); "
-                            "mandatory for a non-loopback --host")
-    serve.add_argument("--max-concurrent-jobs", type=int, default=defaults.max_concurrent_jobs)
+                       help="bearer token required on every call (default $LOCAL_VERTEX_TOKEN, which other "
+                            "users cannot read in `ps` as they can this flag); mandatory for a non-loopback --host")
+    serve.add_argument("--max-concurrent-jobs", type=int, default=defaults.max_concurrent_jobs,
+                       help="jobs training at once; more wait in JOB_STATE_QUEUED (default 1, like Vertex's quota)")
     serve.add_argument("--base-model", default=None,
                        help="local folder or id that gemini-* names resolve to (default: bundled SmolLM2-135M)")
     serve.add_argument("--data-root", type=Path, action="append", default=[],
                        help="folder that file:// dataset URIs may point into (repeatable)")
-    serve.add_argument("--max-request-bytes", type=int, default=defaults.max_request_bytes)
+    serve.add_argument("--max-request-bytes", type=int, default=defaults.max_request_bytes,
+                       help="larger request bodies get 413 (default 8 MiB)")
     serve.add_argument("--cancel-grace", type=float, default=defaults.cancel_grace_s,
                        help="seconds a cancelled worker gets to stop on its own before it is terminated")
     serve.add_argument("--torch-threads", type=int, default=None, help="torch threads per worker and for generation")

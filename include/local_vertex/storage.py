@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -99,6 +100,7 @@ class StorageEmulator:
 
     def start(self, timeout_s: float = 30.0) -> None:
         self.storage_dir.mkdir(parents=True, exist_ok=True)
+        _wait_for_free_port(self.host, self.port, timeout_s=10.0)
         self._proc = spawn_module(
             "include.local_vertex.storage", "--host", self.host, "--port", str(self.port),
             "--data-dir", str(self.storage_dir),
@@ -131,6 +133,21 @@ class StorageEmulator:
         if self._proc is not None:
             stop_process(self._proc, grace_s=5.0)
             self._proc = None
+
+
+def _wait_for_free_port(host: str, port: int, timeout_s: float) -> None:
+    """An emulator left by a service that was just killed exits within moments: wait for it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    return  # let the emulator fail with its own message
+        time.sleep(0.2)
 
 
 def _serve_emulator() -> None:

@@ -39,7 +39,12 @@ eval_total_loss, eval_fraction_of_correct_next_step_preds, eval_num_predictions
 
 TimeSeriesData = {"tensorboardTimeSeriesId", "valueType": "SCALAR",
                   "values": [{"step": "12", "wallTime": RFC3339, "scalar": {"value": 0.41}}]};
-readable while the job runs. `GET /healthz` needs no token.
+readable while the job runs. `GET /healthz` (or /health) needs no token.
+
+Clients that work unchanged: google-genai in Vertex mode (base_url + static bearer credentials,
+api_version v1 or the default v1beta1), google-cloud-aiplatform's REST transport
+(GenAiTuningServiceClient, TensorboardServiceClient with ClientOptions(api_endpoint=base_url)),
+curl; for storage, google-cloud-storage, GCSHook and gcsfs through STORAGE_EMULATOR_HOST.
 
 Errors: {"error": {"code": 400, "message": "...", "status": "INVALID_ARGUMENT"}}.
 

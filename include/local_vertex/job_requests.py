@@ -44,9 +44,9 @@ def parse_create_request(body) -> dict:
     if not isinstance(body, dict):
         raise invalid_argument("the request body must be a JSON object (a TuningJob)")
     body = camel_keys(body)
-    _reject_unknown(body, _CREATE_FIELDS, "")
     if "preTunedModel" in body:
         raise invalid_argument("preTunedModel (continuous tuning) is not supported by the local service")
+    _reject_unknown(body, _CREATE_FIELDS, "")
     base_model = body.get("baseModel")
     if not isinstance(base_model, str) or not base_model:
         raise invalid_argument("baseModel is required (for example \"gemini-2.5-flash\")")

@@ -16,7 +16,9 @@ for _ in range(120):
         urllib.request.urlopen(url, timeout=2)
         sys.exit(0)
     except OSError:
-        if os.waitpid(pid, os.WNOHANG) != (0, 0):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
             sys.exit("the local Vertex service exited: see its log")
         time.sleep(0.5)
 sys.exit("the local Vertex service did not answer within a minute")

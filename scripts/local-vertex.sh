@@ -29,6 +29,6 @@ PY
   AIRFLOW_VAR_GEMINI_TUNING_TOKENIZER=$(python -c "
 from pathlib import Path
 from include.tuning_engine.models import ensure_smollm2
-print(ensure_smollm2(Path('$LOCAL_VERTEX_DATA') / 'models'))")
+print(ensure_smollm2(Path('$LOCAL_VERTEX_DATA') / 'models'))" 2>>"$log")
   export AIRFLOW_VAR_GEMINI_TUNING_TOKENIZER
 }

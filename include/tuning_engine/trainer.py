@@ -92,7 +92,7 @@ def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
             seconds = time.monotonic() - tick
             reporter.metrics(step, {
                 "/train_total_loss": loss.item(),
-                "/train_fraction_of_correct_next_step_preds": correct / predictions,
+                "/train_fraction_of_correct_next_step_preds": correct / max(predictions, 1),
                 "/train_num_predictions": float(predictions),
             })
             reporter.progress(step, total_steps, epoch + 1)
@@ -135,6 +135,8 @@ def label_only_loss(model, batch: dict):
     where = targets != IGNORE_INDEX
     logits = causal_lm.get_output_embeddings()(hidden[where]).float()
     labels = targets[where]
+    if labels.numel() == 0:  # every answer in the batch was truncated away: nothing to learn
+        return hidden.sum() * 0.0, 0, 0
     loss = F.cross_entropy(logits, labels)
     correct = int((logits.argmax(dim=-1) == labels).sum())
     return loss, correct, int(labels.numel())

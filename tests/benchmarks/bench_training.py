@@ -87,7 +87,7 @@ class TimingReporter:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=30, help="training steps per trainer (batch size 8)")
-    parser.add_argument("--default-steps", type=int, default=3, help="steps for the slow TRL-defaults reference run")
+    parser.add_argument("--default-steps", type=int, default=2, help="steps for the slow TRL-defaults reference run")
     parser.add_argument("--learning-rate-multiplier", type=float, default=1.0)
     parser.add_argument("--quality", action="store_true", help="held-out accuracy of base vs tuned instead of speed")
     parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / ".local_vertex" / "models")
@@ -192,7 +192,7 @@ def run_trl(model: str, train_file: Path, work: Path, peak_lr: float, steps: int
     on_gpu = torch.cuda.is_available()
     if setup == "careful":
         settings = dict(
-            output_dir=str(work / name), per_device_train_batch_size=BATCH_SIZE, max_steps=steps,
+            per_device_train_batch_size=BATCH_SIZE, max_steps=steps,
             learning_rate=peak_lr, lr_scheduler_type="cosine", warmup_steps=max(1, int(WARMUP_FRACTION * steps)),
             weight_decay=0.0, max_grad_norm=1.0, bf16=on_gpu, fp16=False, gradient_checkpointing=False,
             completion_only_loss=True, use_cpu=not on_gpu, save_strategy="no", report_to="none",

@@ -183,3 +183,14 @@ def test_label_only_loss_equals_the_loss_over_full_logits(tiny_model, tiny_token
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     assert predictions == int(where.sum()) == sum(e.output_token_count for e in examples)
     assert correct == int((logits.argmax(-1)[where] == targets[where]).sum())
+
+
+def test_examples_truncated_before_their_answer_are_counted_not_dropped(tiny_model, toy_data, tmp_path):
+    reporter = RecordingReporter()
+    result = train(toy_spec(tiny_model, toy_data, tmp_path, epoch_count=1, max_example_tokens=4), reporter)
+    assert reporter.stats["tuningDatasetExampleCount"] == 48
+    assert reporter.stats["totalTruncatedExampleCount"] == 48
+    assert reporter.stats["truncatedExampleIndices"][:3] == [1, 2, 3]
+    assert not result.stopped and result.steps == 6
+    assert reporter.series("/train_num_predictions") == [0.0] * 6  # nothing left to learn, and no NaN
+    assert reporter.series("/train_total_loss") == [0.0] * 6

@@ -28,7 +28,11 @@ class Runtime:
 
 @lru_cache(maxsize=1)
 def runtime() -> Runtime:
-    """Pick the device once. TUNING_ENGINE_THREADS overrides the CPU thread count."""
+    """Pick the device and thread count once per process, on the engine's first use.
+
+    To choose the CPU thread count, set TUNING_ENGINE_THREADS: a torch.set_num_threads call made
+    before the engine's first use is overridden here.
+    """
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--default-steps", type=int, default=2, help="steps for the slow TRL-defaults reference run")
     parser.add_argument("--learning-rate-multiplier", type=float, default=1.0)
     parser.add_argument("--quality", action="store_true", help="held-out accuracy of base vs tuned instead of speed")
+    parser.add_argument("--epochs", type=int, help="--quality: override the recommended epoch count")
     parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / ".local_vertex" / "models")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["ours", "trl-careful", "trl-defaults", "trl-defaults+use_cpu"])
@@ -102,7 +103,7 @@ def main() -> None:
     model = resolve_base_model("smollm2", args.models_dir)
     print(f"device {runtime().device}, torch threads {runtime().threads}, load {os.getloadavg()}")
     if args.quality:
-        quality(model)
+        quality(model, args.epochs)
     else:
         speed(model, args)
 
@@ -253,7 +254,7 @@ def _flops_note(model, tokens: int, seconds: float) -> str:
     return f"{achieved / 1e12:.1f} TFLOP/s" + (f", MFU {achieved / peak:.1%} of {name}" if peak else f" on {name}")
 
 
-def quality(model: str) -> None:
+def quality(model: str, epochs: int | None = None) -> None:
     """Tune with the recommended hyperparameters; held-out exact match of base vs tuned."""
     from include.tuning_engine.generation import Generator
     from include.tuning_engine.recommended import adapter_rank, recommended_hyperparameters
@@ -263,7 +264,9 @@ def quality(model: str) -> None:
     train_file = SAMPLE / "train.jsonl"
     count = sum(1 for line in train_file.read_text().splitlines() if line.strip())
     recommended = recommended_hyperparameters(count)
-    print(f"{count} training examples, recommended {recommended}")
+    if epochs:
+        recommended["epochCount"] = epochs
+    print(f"{count} training examples, hyperparameters {recommended}")
     reporter = TimingReporter()
     spec = TrainingSpec(base_model=model, training_data=train_file, validation_data=SAMPLE / "validation.jsonl",
                         output_dir=Path(tempfile.mkdtemp(prefix="bench-quality-")),

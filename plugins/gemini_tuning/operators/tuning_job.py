@@ -158,9 +158,9 @@ class CreateTuningJobOperator(GenAITuningBaseOperator):
         return None
 
 
-class GetTuningJobOperator(GenAITuningBaseOperator):
+class _OneJobOperator(GenAITuningBaseOperator):
     """
-    Read one tuning job; returns its resource (camelCase JSON).
+    Base of the operators that act on one existing job, named by ``job_name``.
 
     :param job_name: Job id or full resource name ``projects/P/locations/L/tuningJobs/ID``. (templated)
     """
@@ -171,6 +171,10 @@ class GetTuningJobOperator(GenAITuningBaseOperator):
     def __init__(self, *, job_name: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.job_name = job_name
+
+
+class GetTuningJobOperator(_OneJobOperator):
+    """Read one tuning job; returns its resource (camelCase JSON)."""
 
     def execute(self, context: Context) -> dict[str, Any]:
         job = self.hook.get_tuning_job(self.job_name)
@@ -202,19 +206,8 @@ class ListTuningJobsOperator(GenAITuningBaseOperator):
         return [job_to_dict(job) for job in jobs]
 
 
-class CancelTuningJobOperator(GenAITuningBaseOperator):
-    """
-    Cancel a tuning job; a job that already ended is left as it is. Returns the job after the call.
-
-    :param job_name: Job id or full resource name. (templated)
-    """
-
-    template_fields: Sequence[str] = (*GenAITuningBaseOperator.connection_fields, "job_name")
-    operator_extra_links = (TuningJobLink(),)
-
-    def __init__(self, *, job_name: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.job_name = job_name
+class CancelTuningJobOperator(_OneJobOperator):
+    """Cancel a tuning job; a job that already ended is left as it is. Returns the job after the call."""
 
     def execute(self, context: Context) -> dict[str, Any]:
         job = self.hook.get_tuning_job(self.job_name)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,8 +49,12 @@ def pipeline_env(local_vertex, local_vertex_tiny_model, tmp_path_factory) -> Pip
     return PipelineEnv(env=env, archive_root=archive, airflow_home=home)
 
 
-def airflow_dags_test(pipeline: PipelineEnv, conf: dict, timeout: float = 600) -> subprocess.CompletedProcess:
-    """`airflow dags test` in its own Airflow home and database, as the main job runs it."""
+def airflow_dags_test(pipeline: PipelineEnv, conf: dict, timeout: float = 600, *,
+                      python_path: Sequence[Path] = ()) -> subprocess.CompletedProcess:
+    """`airflow dags test` in its own Airflow home and database, as the main job runs it.
+
+    ``python_path``: folders put before the project on PYTHONPATH (e.g. one with a sitecustomize.py).
+    """
     env = {
         **os.environ,
         **pipeline.env,
@@ -58,7 +63,7 @@ def airflow_dags_test(pipeline: PipelineEnv, conf: dict, timeout: float = 600) -
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]),
+        "PYTHONPATH": os.pathsep.join([*map(str, python_path), str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]),
     }
     airflow = str(Path(sys.executable).with_name("airflow"))
     if not (pipeline.airflow_home / "airflow.db").exists():

@@ -71,8 +71,9 @@ PARAMS = {
         description="The Gemini model to tune, e.g. gemini-2.0-flash-001 or gemini-2.5-flash.",
     ),
     "region": Param(
-        "us-central1", type="string", title="Region",
-        description="Where the tuning job runs and the tuned model is deployed.",
+        None, type=["null", "string"], title="Region",
+        description="Where the tuning job runs and the tuned model is deployed, e.g. us-central1. "
+        "Leave empty for the connection's region.",
     ),
     "training_dataset": Param(
         f"{SAMPLE_DATA}/train.jsonl", type="string", minLength=1, title="Training dataset",

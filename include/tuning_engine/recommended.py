@@ -1,8 +1,10 @@
 """Hyperparameters the local service uses when a job leaves them unset.
 
-Vertex's guidance is 2-4 epochs, fewer on small sets; these values were measured with the
-engine's base learning rate on SmolLM2-135M and the shipped classification sample (600
-examples): see tests/benchmarks/bench_training.py --quality.
+Vertex's guidance is 2-4 epochs, fewer on large sets. Measured with the engine's base learning
+rate (1e-3, LoRA rank 8) on SmolLM2-135M and the shipped classification sample (520 examples,
+2-core CPU shared with other work, load ~3; tests/benchmarks/bench_training.py --quality):
+2 epochs -> 100/100 held-out exact match in 316 s of training steps; 1 epoch -> 97/100 in
+174 s; the untuned base -> 0/100.
 """
 
 from __future__ import annotations

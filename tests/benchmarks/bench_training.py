@@ -87,7 +87,7 @@ class TimingReporter:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=30, help="training steps per trainer (batch size 8)")
-    parser.add_argument("--default-steps", type=int, default=2, help="steps for the slow TRL-defaults reference run")
+    parser.add_argument("--default-steps", type=int, default=2, help="steps for the TRL-defaults reference runs")
     parser.add_argument("--learning-rate-multiplier", type=float, default=1.0)
     parser.add_argument("--quality", action="store_true", help="held-out accuracy of base vs tuned instead of speed")
     parser.add_argument("--epochs", type=int, help="--quality: override the recommended epoch count")
@@ -224,7 +224,7 @@ def run_trl(model: str, train_file: Path, work: Path, peak_lr: float, steps: int
         return Outcome(name, note=f"refused: {type(error).__name__}: {str(error)[:160]}")
     tokens = sum(len(row["input_ids"]) for row in trainer.train_dataset)
     careful = setup == "careful"
-    note = "" if careful else f"{steps} steps only (slow); its own LR {config.learning_rate:g}"
+    note = "" if careful else f"{steps} steps only; its own LR {config.learning_rate:g}"
     return Outcome(name, tokens, timer.step_seconds, validation_loss(trainer.model.float(), model) if careful else None,
                    (note + " " + _flops_note(trainer.model, tokens, sum(timer.step_seconds))).strip())
 

@@ -13,7 +13,6 @@ DAG files and the triggerer import this module cheaply.
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Sequence
 from functools import cached_property

@@ -36,9 +36,10 @@ def runtime() -> Runtime:
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    # Leave one core to the rest of the machine. Measured on the 2-core CPU with SmolLM2 steps:
-    # idle, 2 threads ran ~20% faster than 1; with other processes busy, 2 threads fell to
-    # 12-40 tokens/s (each parallel region waits for a descheduled thread) while 1 held ~200.
+    # Leave one core to the rest of the machine. Measured on the 2-core CPU, SmolLM2 LoRA steps:
+    # idle, 2 threads gave 377 tokens/s and 1 thread 227; with other processes busy, 2 threads
+    # fell to 12-40 tokens/s (each parallel region waits for a descheduled thread) while 1 thread
+    # held 150-240. Where the CPU is yours alone, TUNING_ENGINE_THREADS=2 is the faster choice.
     threads = int(os.environ.get("TUNING_ENGINE_THREADS", 0)) or max(1, len(os.sched_getaffinity(0)) - 1)
     torch.set_num_threads(threads)
     return Runtime(device=device, threads=threads)

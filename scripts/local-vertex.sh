@@ -5,7 +5,8 @@
 start_local_vertex() {
   mkdir -p "$LOCAL_VERTEX_DATA"
   local log="$LOCAL_VERTEX_DATA/service.log"
-  python -m include.local_vertex serve --data-root "$PROJECT_ROOT" >"$log" 2>&1 &
+  python -m include.local_vertex serve --data-root "$PROJECT_ROOT" \
+    ${LOCAL_VERTEX_TORCH_THREADS:+--torch-threads "$LOCAL_VERTEX_TORCH_THREADS"} >"$log" 2>&1 &
   LOCAL_VERTEX_PID=$!
   trap 'kill -TERM "$LOCAL_VERTEX_PID" 2>/dev/null && wait "$LOCAL_VERTEX_PID" 2>/dev/null; true' EXIT
   python - "$LOCAL_VERTEX_PID" <<'PY' || { tail -20 "$log"; return 1; }

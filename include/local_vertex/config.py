@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,8 +20,13 @@ class ServiceConfig:
     data_roots: tuple[Path, ...] = field(default_factory=tuple)  # where file:// URIs may point
     max_request_bytes: int = 8 * 1024 * 1024
     cancel_grace_s: float = 10.0  # cooperative stop first, then SIGTERM, then SIGKILL
-    torch_threads: int | None = None  # None: torch's default
+    torch_threads: int | None = None  # None: the engine's default (all cores but one)
     max_resumes: int = 2  # restarts of the service a job survives before it is FAILED "interrupted"
+
+    def apply_torch_threads(self) -> None:
+        """Hand --torch-threads to the engine, which sets torch's thread count on its first use."""
+        if self.torch_threads:
+            os.environ["TUNING_ENGINE_THREADS"] = str(self.torch_threads)
 
     def __post_init__(self):
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())

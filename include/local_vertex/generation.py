@@ -31,10 +31,7 @@ class GenerationService:
 
     def _generate(self, resolve_model: ModelResolver, request: dict) -> dict:
         if self._generator is None:
-            if self.config.torch_threads:
-                import torch
-
-                torch.set_num_threads(self.config.torch_threads)
+            self.config.apply_torch_threads()
             from include.tuning_engine.generation import Generator
 
             self._generator = Generator()

@@ -96,7 +96,7 @@ class JobRun:
             self._mark_running()
             from include.tuning_engine.trainer import train
 
-            self._limit_threads()
+            self.config.apply_torch_threads()
             result = train(spec, JobReporter(self.store, self.job_id, self.interrupted))
         except DatasetUriError as exc:
             self._fail("INVALID_ARGUMENT", str(exc))
@@ -162,12 +162,6 @@ class JobRun:
 
         self.store.update(self.job_id, change)
         log.info("training started")
-
-    def _limit_threads(self) -> None:
-        if self.config.torch_threads:
-            import torch
-
-            torch.set_num_threads(self.config.torch_threads)
 
     def _finish(self, result) -> int:
         if result.stopped:

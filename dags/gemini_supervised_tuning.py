@@ -229,7 +229,7 @@ def gemini_supervised_tuning():
         task_id="wait_for_tuning_job",
         location="{{ params.region }}",
         poll_interval=5,
-        max_poll_interval=60,
+        max_poll_interval=30,
         timeout=pendulum.duration(hours=24).total_seconds(),
     ).expand(job_name=create_jobs.output.map(_job_name))
 

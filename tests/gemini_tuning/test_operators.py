@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from google.genai import types
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowFailException
 from gemini_tuning.operators.archive_metrics import (
     ArchiveTuningMetricsOperator,
     final_metrics,
@@ -138,8 +138,8 @@ def test_smoke_test_scores_tuned_and_base_models():
         (["billing", "returns", "x"], {"require_better_than_base": True}, "below the base model's 1.000"),
     ],
 )
-def test_smoke_test_failures(answers, kwargs, failure):
-    with pytest.raises(AirflowException, match=failure):
+def test_smoke_test_failures_are_final(answers, kwargs, failure):
+    with pytest.raises(AirflowFailException, match=failure):
         base_answers = ["billing", "shipping", "x"]
         _smoke({"endpoints/1": answers, "base": base_answers}, prompts=PROMPTS, base_model="base", **kwargs)
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from gemini_tuning.jobs import SUCCEEDED, job_state
 from gemini_tuning.operators.base import GenAITuningBaseOperator
 from gemini_tuning.prompts import SmokePrompt, load_prompt_list, load_prompts_file, sample
@@ -228,7 +228,8 @@ class SmokeTestOperator(GenAITuningBaseOperator):
             if tuned["score"] < base["score"]:
                 failures.append(f"tuned score {tuned['score']:.3f} is below the base model's {base['score']:.3f}")
         if failures:
-            raise AirflowException(f"Smoke test of {results['model']} failed: " + "; ".join(failures))
+            # A retry would send the same prompts to the same model: fail without retrying.
+            raise AirflowFailException(f"Smoke test of {results['model']} failed: " + "; ".join(failures))
 
 
 def _truthy(value: bool | str) -> bool:

@@ -13,14 +13,6 @@ pytestmark = pytest.mark.slow
 SMALL_RUN = {"smoke_test_count": 5, "max_output_tokens": 4, "require_better_than_base": False}
 
 
-def task_states(output: str) -> dict[str, str]:
-    """Final state of each task as `airflow dags test` logs it."""
-    states = {}
-    for task_id, state in re.findall(r"task_id=([\w\-\[\]]+),.*?state=(\w+)", output):
-        states[task_id] = state
-    return states
-
-
 def test_pipeline_tunes_smoke_tests_archives_and_publishes(pipeline_env):
     result = airflow_dags_test(pipeline_env, SMALL_RUN)
     output = result.stdout + result.stderr
@@ -37,3 +29,16 @@ def test_pipeline_tunes_smoke_tests_archives_and_publishes(pipeline_env):
     [folder] = list(archive)
     assert {"curves.png", "metrics.parquet", "metrics.csv", "summary.json"} <= {p.name for p in folder.iterdir()}
     assert (folder / "dataset_report" / "report.html").exists()
+
+
+def test_too_few_examples_for_the_task_end_the_run_before_any_job(pipeline_env):
+    """The chat sample has 80 examples where Google recommends 1000+: no job, a clear report."""
+    conf = {**SMALL_RUN, "task_type": "chat", "training_dataset": "include/sample_data/chat/train.jsonl",
+            "validation_dataset": None}
+    result = airflow_dags_test(pipeline_env, conf)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Not enough data to tune" in output
+    assert "only 80 training examples, below the 1000 recommended for chat" in output
+    started = set(re.findall(r"\[DAG TEST\] starting task_id=(\w+)", output))
+    assert "not_enough_data" in started and "create_tuning_job" not in started

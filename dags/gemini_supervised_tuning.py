@@ -272,14 +272,15 @@ def gemini_supervised_tuning():
         task_id="archive_metrics",
         tuning_job_name="{{ ti.xcom_pull(task_ids='choose_champion')['name'] }}",
         archive_prefix=ARCHIVE_PREFIX,
-        # Pushed before the quality gate decides: the curves of a model that failed it are archived too.
+        # Pushed before the quality gate decides, and the archive runs once the champion exists
+        # whatever the gate said: the curves of a model that failed it are archived too.
         smoke_test_results=smoke_test.output["smoke_test_results"],
-        trigger_rule="all_done",
+        trigger_rule="all_done_min_one_success",
         run_summary={
             "recommendation": "{{ ti.xcom_pull(task_ids='recommend_config', key='recommendation') }}",
             "champion": champion,
-            "dataset": upload.output,
-            "dataset_report": validate.output,
+            "dataset": "{{ ti.xcom_pull(task_ids='upload_dataset') }}",
+            "dataset_report": "{{ ti.xcom_pull(task_ids='validate_dataset') }}",
         },
         location="{{ params.region }}",
     )

@@ -60,7 +60,8 @@ def test_a_training_file_landing_on_the_asset_starts_a_retraining_run_on_that_fi
         inputs = client.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/resolve_inputs/xcomEntries/return_value",
                             params={"deserialize": True}).json()["value"]
     assert inputs["training_dataset"] == str(landed)
-    # The run tuned on it. (The smoke test runs with the form's defaults here, which the tiny test
-    # model is not expected to pass: its answers say nothing about scheduling.)
+    # The run tuned on it and archived the result. (The smoke test runs with the form's defaults
+    # here, which the tiny test model need not pass: the archive is written either way.)
     assert run["task_states"]["upload_dataset"] == "success", run["task_states"]
     assert run["task_states"]["wait_for_tuning_job[0]"] == "success", run["task_states"]
+    assert run["task_states"]["archive_metrics"] == "success", run["task_states"]

@@ -50,7 +50,7 @@ def pipeline_env(local_vertex, local_vertex_tiny_model, tmp_path_factory) -> Pip
 
 
 def airflow_dags_test(pipeline: PipelineEnv, conf: dict, timeout: float = 600, *,
-                      python_path: Sequence[Path] = ()) -> subprocess.CompletedProcess:
+                      python_path: Sequence[Path] = (), dag_id: str = DAG_ID) -> subprocess.CompletedProcess:
     """`airflow dags test` in its own Airflow home and database, as the main job runs it.
 
     ``python_path``: folders put before the project on PYTHONPATH (e.g. one with a sitecustomize.py).
@@ -68,5 +68,5 @@ def airflow_dags_test(pipeline: PipelineEnv, conf: dict, timeout: float = 600, *
     airflow = str(Path(sys.executable).with_name("airflow"))
     if not (pipeline.airflow_home / "airflow.db").exists():
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
-    return subprocess.run([airflow, "dags", "test", DAG_ID, "--conf", json.dumps(conf)], env=env,
+    return subprocess.run([airflow, "dags", "test", dag_id, "--conf", json.dumps(conf)], env=env,
                           capture_output=True, text=True, timeout=timeout)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
+from tests.conftest import PROJECT_ROOT
 from tests.pipeline.conftest import airflow_dags_test
 
 pytestmark = pytest.mark.slow
 
+SAMPLE = PROJECT_ROOT / "include" / "sample_data" / "classification"
 SMALL_RUN = {"smoke_test_count": 5, "max_output_tokens": 4, "require_better_than_base": False}
 
 
@@ -42,3 +45,43 @@ def test_too_few_examples_for_the_task_end_the_run_before_any_job(pipeline_env):
     assert "only 80 training examples, below the 1000 recommended for chat" in output
     started = set(re.findall(r"\[DAG TEST\] starting task_id=(\w+)", output))
     assert "not_enough_data" in started and "create_tuning_job" not in started
+
+
+def test_epoch_sweep_tunes_one_job_per_count_and_keeps_the_lowest_validation_loss(pipeline_env):
+    before = {s["job"]["name"] for s in pipeline_env.summaries()}
+    result = airflow_dags_test(pipeline_env, {**SMALL_RUN, "epoch_sweep": [2, 1], "tuned_model_display_name": "sweep"})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    [summary] = [s for s in pipeline_env.summaries() if s["job"]["name"] not in before]
+    champion = summary["run_summary"]["champion"]
+    assert summary["run_summary"]["recommendation"]["epoch_counts"] == [1, 2]
+    assert champion["name"] == summary["job"]["name"] and champion["judged_by"] == "/eval_total_loss"
+    finals = re.findall(r"(projects/\S+/tuningJobs/\d+): (\d) epochs, final metrics .*?'/eval_total_loss': "
+                        r"\{'step': \d+, 'value': ([\d.e-]+)\}", output)
+    assert sorted(int(epochs) for _, epochs, _ in finals) == [1, 2]
+    assert champion["loss"] == min(float(loss) for _, _, loss in finals)
+
+
+def test_admin_dag_lists_gets_and_cancels(pipeline_env, local_vertex):
+    rows = [json.loads(line) for line in (SAMPLE / "train.jsonl").read_text().splitlines()[:16]]
+    with local_vertex.http() as http:
+        job = http.post(f"/v1/{local_vertex.parent}/tuningJobs", json={
+            "baseModel": "gemini-2.0-flash-001",
+            "supervisedTuningSpec": {"trainingDatasetUri": local_vertex.write_dataset("admin.jsonl", rows),
+                                     "hyperParameters": {"epochCount": 1}},
+            "labels": {"purpose": "admin-dag-test"},
+        }).json()
+    local_vertex.wait_for_state(job["name"], {"JOB_STATE_SUCCEEDED"})
+
+    listed = airflow_dags_test(pipeline_env, {"action": "list", "filter": 'labels.purpose="admin-dag-test"'},
+                               dag_id="gemini_tuning_admin")
+    output = listed.stdout + listed.stderr
+    assert listed.returncode == 0, output[-4000:]
+    assert f"{job['name']}  JOB_STATE_SUCCEEDED" in output
+    for action in ("get", "cancel"):  # cancelling an ended job leaves it as it is
+        result = airflow_dags_test(pipeline_env, {"action": action, "job_name": job["name"].rsplit("/", 1)[-1]},
+                                   dag_id="gemini_tuning_admin")
+        assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    missing = airflow_dags_test(pipeline_env, {"action": "get", "job_name": ""}, dag_id="gemini_tuning_admin")
+    assert missing.returncode != 0
+    assert "the get action needs a job_name" in missing.stdout + missing.stderr

@@ -22,9 +22,15 @@ def newest_summary(since: float) -> Path | None:
 
 
 def failed_tasks(log: Path) -> list[str]:
-    """Task failures as `airflow dags test` logs them, for a run that archived nothing."""
-    text = log.read_text(errors="replace") if log.exists() else ""
-    return sorted(set(re.findall(r"task_id=([\w.\-\[\]]+).*?(?:state=failed|Marking task as FAILED)", text)))
+    """Tasks whose last state update before their `[DAG TEST] end task` line was a failure."""
+    failed, last_failed = [], False
+    for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+        if "new_state=" in line:
+            last_failed = "new_state=failed" in line
+        elif (ended := re.search(r"\[DAG TEST\] end task task_id=(\w+)", line)) and last_failed:
+            failed.append(ended.group(1))
+            last_failed = False
+    return sorted(set(failed))
 
 
 def score(part: dict | None) -> str:

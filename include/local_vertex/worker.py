@@ -14,7 +14,6 @@ import json
 import logging
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -33,10 +32,28 @@ EXIT_INTERRUPTED = 75  # stopped by a signal: the job stays active and resumes o
 log = logging.getLogger("include.local_vertex.worker")
 
 
+class StopRequest:
+    """
+    Set by the SIGTERM/SIGINT handler, read between training steps.
+
+    A plain flag, not a threading.Event: Event.set takes a lock, and a second signal arriving
+    while the first handler holds it deadlocks the worker (seen when a stop sent SIGTERM twice).
+    """
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 class JobReporter:
     """The engine's TrainingReporter: writes stats and metrics to the store, logs progress."""
 
-    def __init__(self, store: JobStore, job_id: str, interrupted: threading.Event):
+    def __init__(self, store: JobStore, job_id: str, interrupted: StopRequest):
         self.store = store
         self.job_id = job_id
         self.interrupted = interrupted
@@ -77,7 +94,7 @@ class JobReporter:
 
 
 class JobRun:
-    def __init__(self, store: JobStore, config: ServiceConfig, job_id: str, interrupted: threading.Event):
+    def __init__(self, store: JobStore, config: ServiceConfig, job_id: str, interrupted: StopRequest):
         self.store = store
         self.config = config
         self.job_id = job_id
@@ -230,7 +247,7 @@ def main() -> None:
     parser.add_argument("--parent-pid", type=int, required=True)
     args = parser.parse_args()
     die_with_parent(args.parent_pid)
-    interrupted = threading.Event()
+    interrupted = StopRequest()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: interrupted.set())
 

@@ -51,6 +51,11 @@ def create_app(config: ServiceConfig, store: JobStore, scheduler: Scheduler,
     for version in API_VERSIONS:
         app.include_router(api, prefix=f"/{version}")
 
+    @app.get("/openapi.json", dependencies=[Depends(require_token)], include_in_schema=False)
+    def openapi():
+        """The routes as FastAPI documents them (the API fuzz test reads it); needs the token."""
+        return json_response(app.openapi())
+
     @app.get("/health")
     @app.get("/healthz")
     def health():

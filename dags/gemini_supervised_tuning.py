@@ -165,6 +165,7 @@ def gemini_supervised_tuning():
         backend=BACKEND,
         tokenizer=TOKENIZER,
         report_dir=ARCHIVE_PREFIX + "/dataset_report",
+        base_model="{{ params.base_model }}",
     )
     upload = UploadTuningDatasetOperator(
         task_id="upload_dataset",

@@ -70,6 +70,30 @@ def canonical(body: dict, message: str) -> dict:
     return _message(body, schema(message))
 
 
+def request_body(message: str, *, required: bool = True) -> dict:
+    """A route's `openapi_extra`: its body documented as Google's schema of `message` (three levels deep)."""
+    return {"requestBody": {"required": required, "content": {"application/json": {
+        "schema": _json_schema({"$ref": SCHEMA_PREFIX + message}, depth=3)}}}}
+
+
+def _json_schema(field: dict, depth: int) -> dict:
+    """A discovery-document field as JSON Schema; messages below `depth` become plain objects."""
+    if "$ref" in field:
+        properties = schema(field["$ref"]).get("properties", {})
+        if depth == 0 or not properties:
+            return {"type": "object"}
+        return {"type": "object", "properties": {name: _json_schema(prop, depth - 1) for name, prop in properties.items()}}
+    kind = field.get("type")
+    if kind == "array":
+        return {"type": "array", "items": _json_schema(field["items"], depth)}
+    if kind == "object":
+        inner = field.get("additionalProperties")
+        return {"type": "object", **({"additionalProperties": _json_schema(inner, depth)} if inner else {})}
+    if kind == "string" and "enum" in field:
+        return {"type": "string", "enum": field["enum"]}
+    return {"type": kind} if kind in ("string", "integer", "number", "boolean") else {}
+
+
 def camel_case(key: str) -> str:
     head, *rest = key.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)

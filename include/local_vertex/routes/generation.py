@@ -21,7 +21,7 @@ from include.local_vertex.errors import ApiError, invalid_argument, not_found
 from include.local_vertex.generation import ModelResolver
 from include.local_vertex.routes.context import PARENT, Service
 from include.local_vertex.timefmt import now_rfc3339
-from include.local_vertex.wire import fields_of, json_response, read_request
+from include.local_vertex.wire import fields_of, json_response, read_request, request_body
 
 # What each call honours; any other field of Google's schema is refused as not supported here.
 _SUPPORTED = {
@@ -94,10 +94,12 @@ def _add_calls(routes: APIRouter, service: Service, target: str, resolver) -> No
              "tokens": [base64.b64encode(token).decode() for token in info["tokens"]]}
             for info in infos]})
 
-    for method, handler in (("generateContent", generate_content), ("streamGenerateContent", stream_generate_content),
-                            ("countTokens", count_tokens), ("computeTokens", compute_tokens)):
-        routes.add_api_route(f"{target}:{method}", handler, methods=["POST"],
-                             operation_id=f"{method}_{resolver.__name__}")
+    for method, handler, message in (
+            ("generateContent", generate_content, "GenerateContentRequest"),
+            ("streamGenerateContent", stream_generate_content, "GenerateContentRequest"),
+            ("countTokens", count_tokens, "CountTokensRequest"),
+            ("computeTokens", compute_tokens, "ComputeTokensRequest")):
+        routes.add_api_route(f"{target}:{method}", handler, methods=["POST"], openapi_extra=request_body(message))
 
 
 async def _model_request(request: Request, message: str) -> dict:

@@ -19,7 +19,7 @@ from include.local_vertex.job_requests import parse_create_request
 from include.local_vertex.routes.context import PARENT, Service
 from include.local_vertex.store import ENDED_STATES, JobRecord, JobStore
 from include.local_vertex.timefmt import now_rfc3339
-from include.local_vertex.wire import json_response, read_request
+from include.local_vertex.wire import json_response, read_request, request_body
 
 log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 100
@@ -30,7 +30,7 @@ def router(service: Service) -> APIRouter:
     routes = APIRouter()
     store = service.store
 
-    @routes.post(PARENT + "/tuningJobs")
+    @routes.post(PARENT + "/tuningJobs", openapi_extra=request_body("TuningJob"))
     async def create_tuning_job(project: str, location: str, request: Request):
         job = parse_create_request(await read_request(request, "TuningJob"), location)
         spec = job["supervisedTuningSpec"]
@@ -70,7 +70,7 @@ def router(service: Service) -> APIRouter:
     async def get_tuning_job(project: str, location: str, job_id: str):
         return json_response(public(service.find_job(project, location, job_id)))
 
-    @routes.post(PARENT + "/tuningJobs/{job_id}:cancel")
+    @routes.post(PARENT + "/tuningJobs/{job_id}:cancel", openapi_extra=request_body("CancelTuningJobRequest", required=False))
     async def cancel_tuning_job(project: str, location: str, job_id: str, request: Request):
         await read_request(request, "CancelTuningJobRequest", allow_empty=True)
         service.find_job(project, location, job_id)
@@ -140,7 +140,7 @@ def _decode_page_token(token: str | None) -> int | None:
     try:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         prefix, _, seq = text.partition(":")
-        if prefix != "before":
+        if prefix != "before" or not 0 < int(seq) < 2**63:  # a row id SQLite can compare
             raise ValueError
         return int(seq)
     except (ValueError, binascii.Error, UnicodeDecodeError):

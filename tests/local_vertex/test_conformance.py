@@ -67,6 +67,8 @@ def exchanges(local_vertex):
         succeeded = call("GET", f"/v1/{succeeded['name']}")
         failed = call("GET", f"/v1/{failed['name']}")
         assert (succeeded["state"], failed["state"]) == ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED")
+        assert succeeded["serviceAccount"] == "tuner@p.iam.gserviceaccount.com"  # accepted, kept, returned
+        assert succeeded["encryptionSpec"]["kmsKeyName"].endswith("/cryptoKeys/k")
 
         # A running job, then cancelled.
         running = call("POST", f"{parent}/tuningJobs", json=_job_body(large, hyperParameters={"epochCount": 50}))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import random
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from include.tuning_engine.conversation import chat_messages
-from include.tuning_engine.rendering import render_prompt
+from include.tuning_engine.rendering import render_example, render_prompt
 from include.tuning_engine.runtime import load_model, load_tokenizer, runtime
 
 MAX_STOP_SEQUENCES = 5  # Vertex's limit
@@ -72,14 +74,19 @@ class Generator:
     def __init__(self):
         self._lock = threading.Lock()  # one generation at a time: the model is shared
         self._loaded: dict[str, tuple[object, object, set[str]]] = {}  # base -> (model, tokenizer, adapter names)
+        self._tokenizers: dict[str, object] = {}  # base -> tokenizer, for token counts without the model
 
-    def generate(self, base_model: str, adapter_dir: Path | None, request: dict) -> dict:
+    def generate(self, base_model: str, adapter_dir: Path | None, request: dict,
+                 on_text: Callable[[str], None] | None = None) -> dict:
+        """The answer; `on_text`, when given, follows the text as it is decoded (see _decode)."""
         if not isinstance(request, dict):
             raise ValueError("the request body must be a JSON object")
         messages = chat_messages(request)
         if messages[-1]["role"] != "user":
             raise ValueError("the last entry of 'contents' must have role 'user'")
         options = GenerationOptions.from_request(request)
+        if on_text is not None and options.candidate_count != 1:
+            raise ValueError("generationConfig.candidateCount must be 1 when the answer is streamed")
         first_seed = options.seed if options.seed is not None else random.randrange(2**31)
 
         with self._lock:
@@ -89,7 +96,7 @@ class Generator:
             if limit and len(prompt) >= limit:
                 raise ValueError(f"the prompt has {len(prompt)} tokens; the model takes at most {limit - 1}")
             candidates = [
-                _decode(model, tokenizer, prompt, options, first_seed + index)
+                _decode(model, tokenizer, prompt, options, first_seed + index, on_text)
                 for index in range(options.candidate_count)
             ]
 
@@ -107,12 +114,39 @@ class Generator:
             "modelVersion": Path(base_model).name + (f"+{Path(adapter_dir).parent.name}" if adapter_dir else ""),
         }
 
+    def count_tokens(self, base_model: str, request: dict) -> int:
+        """Tokens of the request's conversation as the model reads it (chat template included)."""
+        messages = chat_messages(request)
+        tokenizer = self._tokenizer(base_model)
+        if messages[-1]["role"] == "assistant":  # a whole example, as a dataset line holds it
+            return len(render_example(tokenizer, messages, sys.maxsize).input_ids)
+        return len(render_prompt(tokenizer, messages))
+
+    def compute_tokens(self, base_model: str, request: dict) -> list[dict]:
+        """Each content's text as token ids and token bytes: [{role, token_ids, tokens}]."""
+        messages = chat_messages(request)
+        tokenizer = self._tokenizer(base_model)
+        roles = {"assistant": "model"}
+        infos = []
+        for message in messages:
+            ids = tokenizer(message["content"], add_special_tokens=False)["input_ids"]
+            infos.append({"role": roles.get(message["role"], message["role"]), "token_ids": ids,
+                          "tokens": [tokenizer.decode([token]).encode() for token in ids]})
+        return infos
+
+    def _tokenizer(self, base_model: str):
+        with self._lock:
+            if base_model not in self._tokenizers:
+                self._tokenizers[base_model] = load_tokenizer(base_model)
+            return self._tokenizers[base_model]
+
     def _model(self, base_model: str, adapter_dir: Path | None):
         """The model with `adapter_dir` active (or all adapters off), and its tokenizer."""
         from peft import PeftModel
 
         if base_model not in self._loaded:
-            self._loaded[base_model] = (load_model(base_model), load_tokenizer(base_model), set())
+            self._loaded[base_model] = (load_model(base_model), self._tokenizers.get(base_model)
+                                        or load_tokenizer(base_model), set())
         model, tokenizer, adapters = self._loaded[base_model]
         if adapter_dir is None:
             return (_AdaptersOff(model) if adapters else model), tokenizer
@@ -143,8 +177,12 @@ class _AdaptersOff:
             return self._model(**inputs)
 
 
-def _decode(model, tokenizer, prompt: list[int], options: GenerationOptions, seed: int) -> tuple[str, str, int]:
-    """Sample one answer token by token; returns (text, finishReason, generated token count)."""
+def _decode(model, tokenizer, prompt: list[int], options: GenerationOptions, seed: int,
+            on_text: Callable[[str], None] | None = None) -> tuple[str, str, int]:
+    """Sample one answer token by token; returns (text, finishReason, generated token count).
+
+    `on_text`, when given, is called after each token with the text that is final so far: a
+    tail that may still become a stop sequence, or half a character, is held back."""
     import torch
 
     device = runtime().device
@@ -166,8 +204,21 @@ def _decode(model, tokenizer, prompt: list[int], options: GenerationOptions, see
             cut = min((index for stop in options.stop_sequences if (index := text.find(stop)) >= 0), default=-1)
             if cut >= 0:
                 return text[:cut], "STOP", len(generated)
+            if on_text is not None:
+                on_text(_settled(text, options.stop_sequences))
             inputs = torch.tensor([[token]], device=device)
     return text, "MAX_TOKENS", len(generated)
+
+
+def _settled(text: str, stops: tuple[str, ...]) -> str:
+    """`text` without a tail that could still start a stop sequence or be a partial character."""
+    keep = len(text.rstrip("\ufffd"))
+    for stop in stops:
+        for length in range(min(len(stop) - 1, keep), 0, -1):
+            if text[:keep].endswith(stop[:length]):
+                keep -= length
+                break
+    return text[:keep]
 
 
 def _next_token(logits, options: GenerationOptions, sampler) -> int:

@@ -38,6 +38,14 @@ def _parser() -> argparse.ArgumentParser:
                        help="larger request bodies get 413 (default 8 MiB)")
     serve.add_argument("--cancel-grace", type=float, default=defaults.cancel_grace_s,
                        help="seconds a cancelled worker gets to stop on its own before it is terminated")
+    serve.add_argument("--stop-grace", type=float, default=defaults.stop_grace_s,
+                       help="seconds the workers get to stop on shutdown before they are killed (their jobs "
+                            "resume on the next start either way)")
+    serve.add_argument("--worker-hang-timeout", type=float, default=defaults.worker_hang_timeout_s,
+                       help="a worker that reports no progress for this many seconds is killed and its job "
+                            "FAILED (default 900)")
+    serve.add_argument("--checkpoint-interval", type=float, default=defaults.checkpoint_interval_s,
+                       help="seconds between the checkpoints a job saves within an epoch (default 300)")
     serve.add_argument("--torch-threads", type=int, default=None, help="torch threads per worker and for generation")
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
     return parser
@@ -52,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             host=args.host, port=args.port, storage_port=args.storage_port, data_dir=args.data_dir,
             token=args.token or None, max_concurrent_jobs=args.max_concurrent_jobs, base_model=args.base_model,
             data_roots=tuple(args.data_root), max_request_bytes=args.max_request_bytes,
-            cancel_grace_s=args.cancel_grace, torch_threads=args.torch_threads,
+            cancel_grace_s=args.cancel_grace, stop_grace_s=args.stop_grace,
+            worker_hang_timeout_s=args.worker_hang_timeout, checkpoint_interval_s=args.checkpoint_interval,
+            torch_threads=args.torch_threads,
         )
         config.check_safe_to_serve()
     except ValueError as exc:

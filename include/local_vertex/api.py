@@ -84,14 +84,15 @@ def create_app(config: ServiceConfig, store: JobStore, scheduler: Scheduler,
         job = parse_create_request(await _json_body(request))
         canonical_base_model(job["baseModel"])
         spec = job["supervisedTuningSpec"]
+        pins = {}  # what the job will train on, exactly
         for field in ("trainingDatasetUri", "validationDatasetUri"):
             if field in spec:
                 try:
-                    await run_in_threadpool(check_dataset_uri, spec[field], config,
-                                            field=f"supervisedTuningSpec.{field}")
+                    pins[field] = await run_in_threadpool(check_dataset_uri, spec[field], config,
+                                                          field=f"supervisedTuningSpec.{field}")
                 except DatasetUriError as exc:
                     raise invalid_argument(str(exc)) from exc
-        record = await run_in_threadpool(_insert_job, store, project, location, job)
+        record = await run_in_threadpool(_insert_job, store, project, location, job, pins)
         scheduler.wake()
         log.info("job %s created: %s on %s", record.id, job["baseModel"], spec["trainingDatasetUri"])
         return json_response(_public(record))
@@ -225,7 +226,7 @@ def create_app(config: ServiceConfig, store: JobStore, scheduler: Scheduler,
     return app
 
 
-def _insert_job(store: JobStore, project: str, location: str, job: dict) -> JobRecord:
+def _insert_job(store: JobStore, project: str, location: str, job: dict, dataset_pins: dict) -> JobRecord:
     job_id = str(10**17 + secrets.randbelow(9 * 10**17))  # numeric, like Vertex's ids
     now = now_rfc3339()
     name = f"projects/{project}/locations/{location}/tuningJobs/{job_id}"
@@ -233,7 +234,7 @@ def _insert_job(store: JobStore, project: str, location: str, job: dict) -> JobR
     job.setdefault("tunedModelDisplayName", f"{canonical_base_model(job['baseModel'])}-tuned-{job_id}")
     resource = {"name": name, **job, "state": "JOB_STATE_QUEUED", "createTime": now, "updateTime": now,
                 "experiment": tensorboard.experiment_path(project, location, job_id)}
-    return store.insert(job_id, project, location, resource)
+    return store.insert(job_id, project, location, resource, internal={"datasetPins": dataset_pins})
 
 
 def _public(record: JobRecord) -> dict:

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from include.tuning_engine.spec import DEFAULT_CHECKPOINT_INTERVAL_S
+
 
 @dataclass(frozen=True)
 class ServiceConfig:
@@ -20,8 +22,17 @@ class ServiceConfig:
     data_roots: tuple[Path, ...] = field(default_factory=tuple)  # where file:// URIs may point
     max_request_bytes: int = 8 * 1024 * 1024
     cancel_grace_s: float = 10.0  # cooperative stop first, then SIGTERM, then SIGKILL
+    # On shutdown a worker gets SIGTERM and this long to exit; its job resumes on the next start
+    # either way (a worker still busy after it is killed, which only costs the steps since its
+    # last checkpoint).
+    stop_grace_s: float = 30.0
+    # A worker that reports no progress for this long is hung: it is killed and its job FAILED.
+    # Progress is reported every training step and every few hundred examples tokenized; the
+    # longest silent phase is the one-time conversion of the bundled model (about a minute).
+    worker_hang_timeout_s: float = 900.0
+    checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S  # within an epoch
     torch_threads: int | None = None  # None: the engine's default (all cores but one)
-    max_resumes: int = 2  # restarts of the service a job survives before it is FAILED "interrupted"
+    max_resumes: int = 2  # crashes of the service (not clean stops) a job survives before it is FAILED
 
     def apply_torch_threads(self) -> None:
         """Hand --torch-threads to the engine, which sets torch's thread count on its first use."""
@@ -67,6 +78,10 @@ class ServiceConfig:
     def job_dir(self, job_id: str) -> Path:
         return self.jobs_dir / job_id
 
+    def heartbeat_path(self, job_id: str) -> Path:
+        """Touched by the job's worker whenever it makes progress; its age tells a hung worker."""
+        return self.job_dir(job_id) / "heartbeat"
+
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -86,6 +101,7 @@ def worker_settings(config: ServiceConfig) -> dict:
         "base_model": config.base_model,
         "data_roots": [str(r) for r in config.data_roots],
         "torch_threads": config.torch_threads,
+        "checkpoint_interval_s": config.checkpoint_interval_s,
     }
 
 
@@ -97,4 +113,5 @@ def config_from_worker_settings(settings: dict) -> ServiceConfig:
         base_model=settings["base_model"],
         data_roots=tuple(Path(r) for r in settings["data_roots"]),
         torch_threads=settings["torch_threads"],
+        checkpoint_interval_s=settings["checkpoint_interval_s"],
     )

@@ -10,7 +10,9 @@ Run as a module, this file is the emulator process: `python -m include.local_ver
 from __future__ import annotations
 
 import argparse
+import io
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -150,25 +152,100 @@ def _wait_for_free_port(host: str, port: int, timeout_s: float) -> None:
         time.sleep(0.2)
 
 
+STOP_GRACE_S = 3.0
+CLIENT_TIMEOUT_S = 60.0
+_REQUESTS_ONE_AT_A_TIME = threading.Lock()  # the package's Storage is not thread-safe
+
+
 def _serve_emulator() -> None:
+    """The emulator process: serve until SIGTERM/SIGINT or until the parent is gone.
+
+    The stop path takes no lock and waits on no client: the signals are blocked and taken with
+    sigwait (no Python handler runs, so a second signal cannot re-enter one), each connection
+    has its own daemon thread with a socket time-out, and the process exits within
+    STOP_GRACE_S whatever a request is doing.
+    """
     parser = argparse.ArgumentParser(description="gcp-storage-emulator, persisted on disk")
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--parent-pid", type=int, required=True)
     args = parser.parse_args()
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # before any thread starts: all inherit it
     die_with_parent(args.parent_pid)
     logging.basicConfig(level=logging.ERROR)  # the emulator warns on every download
 
-    from gcp_storage_emulator.server import create_server
+    httpd = _emulator_http_server(args.host, args.port, Path(args.data_dir))
+    threading.Thread(target=httpd.serve_forever, name="storage-api", daemon=True).start()
+    threading.Thread(target=_signal_when_orphaned, args=(args.parent_pid,), name="parent-watch", daemon=True).start()
+    signal.sigwait(stop_signals)
+    deadline = time.monotonic() + STOP_GRACE_S
+    stopper = threading.Thread(target=httpd.shutdown, daemon=True)  # returns once serve_forever has
+    stopper.start()
+    stopper.join(STOP_GRACE_S)
+    # Let a request that is writing finish; one still reading its client's bytes is dropped, as
+    # a client drop would be.
+    _REQUESTS_ONE_AT_A_TIME.acquire(timeout=max(0.0, deadline - time.monotonic()))
+    os._exit(0)
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    server = create_server(args.host, args.port, in_memory=False, data_dir=args.data_dir)
-    server.start()
-    stop.wait()
-    server.stop()
+
+def _emulator_http_server(host: str, port: int, data_dir: Path):
+    """gcp-storage-emulator's handler and storage behind a threading server.
+
+    The package's own server answers one connection at a time, so one stalled client stops every
+    other client and its shutdown. Requests still run one at a time (the package's Storage is not
+    thread-safe), but waiting for a slow client's bytes happens outside that lock, with a time-out.
+    """
+    from functools import partial
+    from http.server import ThreadingHTTPServer
+
+    from gcp_storage_emulator.server import RequestHandler, _read_raw_data
+    from gcp_storage_emulator.storage import Storage
+
+    class Handler(RequestHandler):
+        timeout = CLIENT_TIMEOUT_S
+
+        def handle_one_request(self):
+            # Read the whole request unlocked (a slow client holds only its own thread), then
+            # run it under the lock from the bytes in memory.
+            try:
+                self.raw_requestline = self.rfile.readline(65537)
+                if not self.raw_requestline or len(self.raw_requestline) > 65536 or not self.parse_request():
+                    self.close_connection = True
+                    return
+                method = getattr(self, "do_" + self.command, None)
+                if method is None:
+                    self.send_error(501, f"Unsupported method ({self.command!r})")
+                    return
+                body = _read_raw_data(self)
+            except TimeoutError:
+                self.close_connection = True
+                return
+            if body is not None:
+                del self.headers["Transfer-Encoding"]
+                del self.headers["Content-Length"]
+                self.headers["Content-Length"] = str(len(body))
+                self.connection_rfile, self.rfile = self.rfile, io.BytesIO(body)
+            with _REQUESTS_ONE_AT_A_TIME:
+                method()
+            self.wfile.flush()
+
+        def finish(self):
+            super().finish()
+            if hasattr(self, "connection_rfile"):
+                self.connection_rfile.close()
+
+    server = ThreadingHTTPServer((host, port), partial(Handler, Storage(use_memory_fs=False, data_dir=str(data_dir))))
+    server.daemon_threads = True
+    return server
+
+
+def _signal_when_orphaned(parent_pid: int) -> None:
+    """PR_SET_PDEATHSIG covers a dying parent thread, not every way a parent goes: poll as well."""
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 if __name__ == "__main__":

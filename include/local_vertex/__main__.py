@@ -23,6 +23,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--storage-port", type=int,
                        default=int(os.environ.get("LOCAL_VERTEX_STORAGE_PORT", defaults.storage_port)),
                        help="Cloud Storage emulator port (clients: STORAGE_EMULATOR_HOST=http://127.0.0.1:PORT)")
+    serve.add_argument("--storage-host", default=defaults.storage_host,
+                       help="the emulator's bind address (default loopback, whatever --host is); it has no "
+                            "authentication, so a non-loopback one needs --storage-allow")
+    serve.add_argument("--storage-allow", action="append", default=[], metavar="CIDR",
+                       help="network whose clients may reach an exposed storage emulator (repeatable)")
     serve.add_argument("--data-dir", type=Path, default=Path(os.environ.get("LOCAL_VERTEX_DATA", ".local_vertex")),
                        help="jobs.sqlite, storage/, jobs/<id>/, models/ (default $LOCAL_VERTEX_DATA or .local_vertex)")
     serve.add_argument("--token", default=os.environ.get("LOCAL_VERTEX_TOKEN"),
@@ -57,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         config = ServiceConfig(
-            host=args.host, port=args.port, storage_port=args.storage_port, data_dir=args.data_dir,
+            host=args.host, port=args.port, storage_port=args.storage_port, storage_host=args.storage_host,
+            storage_allowed_networks=tuple(args.storage_allow), data_dir=args.data_dir,
             token=args.token or None, max_concurrent_jobs=args.max_concurrent_jobs, base_model=args.base_model,
             data_roots=tuple(args.data_root), max_request_bytes=args.max_request_bytes,
             cancel_grace_s=args.cancel_grace, stop_grace_s=args.stop_grace,

@@ -15,6 +15,10 @@ class ServiceConfig:
     host: str = "127.0.0.1"
     port: int = 8790
     storage_port: int = 8791
+    # The storage emulator has no authentication: it stays on loopback unless exposed on purpose,
+    # and then answers only the networks named here (e.g. the private network of the containers).
+    storage_host: str = "127.0.0.1"
+    storage_allowed_networks: tuple[str, ...] = ()
     data_dir: Path = Path(".local_vertex")
     token: str | None = None  # bearer token required on every API call when set
     max_concurrent_jobs: int = 1  # like Vertex's default tuning quota
@@ -46,17 +50,29 @@ class ServiceConfig:
             raise ValueError("--max-concurrent-jobs must be at least 1")
 
     def check_safe_to_serve(self) -> None:
-        """The service refuses to listen beyond this machine without a token."""
+        """The service refuses to listen beyond this machine without protection: a token for the
+        API, a list of allowed client networks for the storage emulator (which has no auth)."""
         if not self.token and not is_loopback(self.host):
             raise ValueError(
                 f"refusing to bind {self.host}: a non-loopback address needs --token "
                 "(or LOCAL_VERTEX_TOKEN), else anyone on the network could run jobs and read data"
             )
+        if not is_loopback(self.storage_host) and not self.storage_allowed_networks:
+            raise ValueError(
+                f"refusing to expose the storage emulator on {self.storage_host}: it has no authentication, "
+                "so anyone who reaches it could read or replace any dataset; name the networks allowed to "
+                "reach it with --storage-allow CIDR (e.g. your containers' private network)"
+            )
+        for network in self.storage_allowed_networks:
+            try:
+                ipaddress.ip_network(network)
+            except ValueError:
+                raise ValueError(f"--storage-allow {network!r} is not a network such as 10.0.0.0/8") from None
 
     @property
     def storage_url(self) -> str:
-        """Where this service's own processes reach the emulator, which listens on --host too."""
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        """Where this service's own processes reach the emulator."""
+        host = "127.0.0.1" if self.storage_host in ("0.0.0.0", "::", "") else self.storage_host
         return f"http://{host}:{self.storage_port}"
 
     @property
@@ -96,7 +112,7 @@ def worker_settings(config: ServiceConfig) -> dict:
     """What a worker process needs from the config (never the token: argv is world-readable)."""
     return {
         "data_dir": str(config.data_dir),
-        "host": config.host,
+        "storage_host": config.storage_host,
         "storage_port": config.storage_port,
         "base_model": config.base_model,
         "data_roots": [str(r) for r in config.data_roots],
@@ -108,7 +124,7 @@ def worker_settings(config: ServiceConfig) -> dict:
 def config_from_worker_settings(settings: dict) -> ServiceConfig:
     return ServiceConfig(
         data_dir=Path(settings["data_dir"]),
-        host=settings["host"],
+        storage_host=settings["storage_host"],
         storage_port=settings["storage_port"],
         base_model=settings["base_model"],
         data_roots=tuple(Path(r) for r in settings["data_roots"]),

@@ -35,13 +35,22 @@ class ServiceConfig:
     # longest silent phase is the one-time conversion of the bundled model (about a minute).
     worker_hang_timeout_s: float = 900.0
     checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S  # within an epoch
-    torch_threads: int | None = None  # None: the engine's default (all cores but one)
+    torch_threads: int | None = None  # None: see worker_threads and generator_threads
+    generation_timeout_s: float = 300.0  # per generateContent request, then DEADLINE_EXCEEDED
+    generation_max_queue: int = 64  # generateContent requests waiting or running; more get 429
     max_resumes: int = 2  # crashes of the service (not clean stops) a job survives before it is FAILED
 
-    def apply_torch_threads(self) -> None:
-        """Hand --torch-threads to the engine, which sets torch's thread count on its first use."""
-        if self.torch_threads:
-            os.environ["TUNING_ENGINE_THREADS"] = str(self.torch_threads)
+    def worker_threads(self) -> int:
+        """Torch threads of one training worker: --torch-threads, or else the cores but one (for
+        the API, the generator and Airflow), shared by the jobs that may train at once."""
+        return self.torch_threads or max(1, (_cores() - 1) // self.max_concurrent_jobs)
+
+    def generator_threads(self) -> int:
+        """Torch threads of the generation process: --torch-threads, or else one share of the cores
+        in max_concurrent_jobs + 1. Generating while every slot trains then oversubscribes the
+        CPU by that one share at most, where a generator with all cores would make every
+        training step wait on descheduled threads."""
+        return self.torch_threads or max(1, _cores() // (self.max_concurrent_jobs + 1))
 
     def __post_init__(self):
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
@@ -99,6 +108,10 @@ class ServiceConfig:
         return self.job_dir(job_id) / "heartbeat"
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -109,7 +122,8 @@ def is_loopback(host: str) -> bool:
 
 
 def worker_settings(config: ServiceConfig) -> dict:
-    """What a worker process needs from the config (never the token: argv is world-readable)."""
+    """What a worker or the generation process needs from the config (never the token: argv is
+    world-readable)."""
     return {
         "data_dir": str(config.data_dir),
         "storage_host": config.storage_host,
@@ -117,6 +131,7 @@ def worker_settings(config: ServiceConfig) -> dict:
         "base_model": config.base_model,
         "data_roots": [str(r) for r in config.data_roots],
         "torch_threads": config.torch_threads,
+        "max_concurrent_jobs": config.max_concurrent_jobs,
         "checkpoint_interval_s": config.checkpoint_interval_s,
     }
 
@@ -129,5 +144,6 @@ def config_from_worker_settings(settings: dict) -> ServiceConfig:
         base_model=settings["base_model"],
         data_roots=tuple(Path(r) for r in settings["data_roots"]),
         torch_threads=settings["torch_threads"],
+        max_concurrent_jobs=settings["max_concurrent_jobs"],
         checkpoint_interval_s=settings["checkpoint_interval_s"],
     )

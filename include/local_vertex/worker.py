@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -149,7 +150,7 @@ class JobRun:
             self._mark_running()
             from include.tuning_engine.trainer import train
 
-            self.config.apply_torch_threads()
+            os.environ["TUNING_ENGINE_THREADS"] = str(self.config.worker_threads())  # before the engine's first use
             result = train(spec, JobReporter(self.store, self.job_id, self.interrupted, self.heartbeat))
         except DatasetChanged as exc:
             self._fail("FAILED_PRECONDITION", str(exc))

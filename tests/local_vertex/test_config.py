@@ -1,4 +1,4 @@
-"""--torch-threads reaches the engine, which sets torch's thread count on its first use."""
+"""The service's settings: threads per process, what may be exposed and how."""
 
 from __future__ import annotations
 
@@ -6,18 +6,28 @@ import os
 import subprocess
 import sys
 
+from include.local_vertex import config as config_module
 from include.local_vertex.config import ServiceConfig
 from tests.conftest import PROJECT_ROOT
 
 
-def test_torch_threads_are_handed_to_the_engine(monkeypatch, tmp_path):
-    monkeypatch.delenv("TUNING_ENGINE_THREADS", raising=False)  # also restores it after the test
-    ServiceConfig(data_dir=tmp_path).apply_torch_threads()
-    assert "TUNING_ENGINE_THREADS" not in os.environ
-    ServiceConfig(data_dir=tmp_path, torch_threads=1).apply_torch_threads()
+def test_workers_and_the_generator_share_the_cores(monkeypatch, tmp_path):
+    monkeypatch.setattr(config_module, "_cores", lambda: 16)
+    three_jobs = ServiceConfig(data_dir=tmp_path, max_concurrent_jobs=3)
+    assert (three_jobs.worker_threads(), three_jobs.generator_threads()) == (5, 4)  # 3 x 5 + 4 = 19 on 16
+    one_job = ServiceConfig(data_dir=tmp_path)
+    assert (one_job.worker_threads(), one_job.generator_threads()) == (15, 8)
+    monkeypatch.setattr(config_module, "_cores", lambda: 2)
+    assert (one_job.worker_threads(), one_job.generator_threads()) == (1, 1)
+    pinned = ServiceConfig(data_dir=tmp_path, max_concurrent_jobs=3, torch_threads=2)
+    assert (pinned.worker_threads(), pinned.generator_threads()) == (2, 2)
+
+
+def test_the_engine_takes_its_thread_count_from_the_service(tmp_path):
     probe = "import torch; torch.set_num_threads(2); from include.tuning_engine.runtime import runtime; " \
             "runtime(); print(torch.get_num_threads())"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True,
+                         env={**os.environ, "TUNING_ENGINE_THREADS": "1"})
     assert out.stdout.strip() == "1"
 
 

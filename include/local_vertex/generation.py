@@ -52,20 +52,22 @@ class GenerationService:
         self._proc: subprocess.Popen | None = None
         self._pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future, subprocess.Popen]] = {}
         self._ids = itertools.count(1)
+        self._admitted = 0  # requests between admission and answer
         self._closed = False
 
     async def generate(self, resolve_model: ModelResolver, request: dict) -> dict:
-        if len(self._pending) >= self.config.generation_max_queue:
+        if self._admitted >= self.config.generation_max_queue:  # the event loop's thread only: no lock
             raise ApiError(429, "RESOURCE_EXHAUSTED",
-                           f"{len(self._pending)} generateContent requests are already waiting or running "
+                           f"{self._admitted} generateContent requests are already waiting or running "
                            f"(the limit is {self.config.generation_max_queue}); retry later")
+        self._admitted += 1
         loop = asyncio.get_running_loop()
-        base_model, adapter_dir = await loop.run_in_executor(None, resolve_model)
-        future = loop.create_future()
         request_id = next(self._ids)
-        message = {"id": request_id, "baseModel": base_model, "adapterDir": str(adapter_dir) if adapter_dir else None,
-                   "request": request}
         try:
+            base_model, adapter_dir = await loop.run_in_executor(None, resolve_model)
+            future = loop.create_future()
+            message = {"id": request_id, "baseModel": base_model, "request": request,
+                       "adapterDir": str(adapter_dir) if adapter_dir else None}
             self._send(request_id, message, loop, future)
             return await asyncio.wait_for(future, timeout=self.config.generation_timeout_s)
         except asyncio.TimeoutError:
@@ -74,6 +76,7 @@ class GenerationService:
                            f"generateContent did not finish within {self.config.generation_timeout_s:g} s; "
                            "ask for fewer maxOutputTokens or retry later") from None
         finally:
+            self._admitted -= 1
             with self._lock:
                 self._pending.pop(request_id, None)
 

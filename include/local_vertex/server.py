@@ -1,7 +1,7 @@
 """One command, the whole service: storage emulator, job scheduler, REST API; stopped in order.
 
 SIGINT/SIGTERM make uvicorn finish its requests; then the scheduler stops the workers (their
-jobs resume on the next start) and the emulator stops. Children also die with this process if
+jobs resume on the next start), the generation process and the emulator stop. Children also die with this process if
 it is killed outright (see processes.die_with_parent).
 """
 

@@ -165,8 +165,9 @@ class JobStore:
             )
             conn.execute("COMMIT")
             return record
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException:  # a worker's stop signal may land anywhere here, even after COMMIT
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
 
     def transition(self, job_id: str, from_states: Iterable[str], to_state: str, **fields) -> JobRecord | None:

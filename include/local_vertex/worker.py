@@ -106,7 +106,6 @@ class JobReporter:
         # The job's progress is in its metrics (every step, in the store) and in this log: one
         # line per epoch, at the last step, and every few seconds between (the engine's own
         # log has each step in detail).
-        self.alive()
         now = time.monotonic()
         last_time, last_epoch = self._last_logged
         if epoch != last_epoch or step == total_steps or now - last_time >= PROGRESS_LOG_INTERVAL_S:
@@ -115,6 +114,7 @@ class JobReporter:
             log.info("progress: step %d/%d epoch %d loss %s", step, total_steps, epoch, loss)
 
     def should_stop(self) -> bool:
+        self.alive()  # asked before every training step and every validation batch
         if self.interrupted.is_set():
             return True
         record = self.store.get(self.job_id)

@@ -129,6 +129,7 @@ class JobRun:
         self.interrupted = interrupted
         self.job_dir = config.job_dir(job_id)
         self.heartbeat = Heartbeat(config.heartbeat_path(job_id))
+        self._sources: dict[Path, str] = {}  # the job's copy of a dataset -> its URI
 
     def run(self) -> int:
         """The exit status: 0 when the job ended, EXIT_INTERRUPTED when a stop left it to resume."""
@@ -158,8 +159,10 @@ class JobRun:
         except DatasetUriError as exc:
             self._fail("INVALID_ARGUMENT", str(exc))
             return 0
-        except DatasetError as exc:
-            self._fail("INVALID_ARGUMENT", f"unusable tuning data: {exc}")
+        except DatasetError as exc:  # named by the URI the user gave, not by the job's copy
+            where = self._sources.get(exc.path.resolve(), str(exc.path))
+            line = f", line {exc.line}" if exc.line is not None else ""
+            self._fail("INVALID_ARGUMENT", f"unusable tuning data: {where}{line}: {exc.message}")
             return 0
         except TrainingDiverged as exc:
             self._fail("FAILED_PRECONDITION", str(exc))
@@ -186,6 +189,9 @@ class JobRun:
                                             data_dir / "validation.jsonl",
                                             field="supervisedTuningSpec.validationDatasetUri",
                                             pin=pins.get("validationDatasetUri"))
+        self._sources = {training.resolve(): tuning_spec["trainingDatasetUri"]}
+        if validation is not None:
+            self._sources[validation.resolve()] = tuning_spec["validationDatasetUri"]
         self.heartbeat.beat()
         log.info("resolving the base model")
         base_model = local_base_model(record.resource["baseModel"], self.config)

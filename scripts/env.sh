@@ -22,8 +22,21 @@ export GEMINI_TUNING_BACKEND=${GEMINI_TUNING_BACKEND:-local}
 export LOCAL_VERTEX_DATA=${LOCAL_VERTEX_DATA:-$PROJECT_ROOT/.local_vertex}
 export LOCAL_VERTEX_PORT=${LOCAL_VERTEX_PORT:-8790}
 export LOCAL_VERTEX_STORAGE_PORT=${LOCAL_VERTEX_STORAGE_PORT:-8791}
+# Folders whose files file:// dataset URIs may name (the service's own data dir and .airflow/ are
+# never among them), separated by ':'.
+export LOCAL_VERTEX_DATA_ROOTS=${LOCAL_VERTEX_DATA_ROOTS:-$PROJECT_ROOT/include/sample_data:$PROJECT_ROOT/data}
 if [ "$GEMINI_TUNING_BACKEND" = local ]; then
-  export LOCAL_VERTEX_TOKEN=${LOCAL_VERTEX_TOKEN:-local-vertex-dev-token}
+  # The service's token: random, one per data folder, readable by this user only.
+  if [ -z "${LOCAL_VERTEX_TOKEN:-}" ]; then
+    if [ ! -s "$LOCAL_VERTEX_DATA/token" ]; then
+      mkdir -p "$LOCAL_VERTEX_DATA"
+      (umask 077 && od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$LOCAL_VERTEX_DATA/token.$$" &&
+        mv "$LOCAL_VERTEX_DATA/token.$$" "$LOCAL_VERTEX_DATA/token")
+    fi
+    chmod 600 "$LOCAL_VERTEX_DATA/token"
+    LOCAL_VERTEX_TOKEN=$(cat "$LOCAL_VERTEX_DATA/token")
+  fi
+  export LOCAL_VERTEX_TOKEN
   export STORAGE_EMULATOR_HOST=${STORAGE_EMULATOR_HOST:-http://127.0.0.1:$LOCAL_VERTEX_STORAGE_PORT}
   export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false
   export AIRFLOW_CONN_GEMINI_TUNING_DEFAULT=${AIRFLOW_CONN_GEMINI_TUNING_DEFAULT:-"{\"conn_type\": \"google_cloud_platform\", \"password\": \"$LOCAL_VERTEX_TOKEN\", \"extra\": {\"project\": \"local-project\", \"location\": \"us-central1\", \"base_url\": \"http://127.0.0.1:$LOCAL_VERTEX_PORT\"}}"}

@@ -5,7 +5,10 @@
 start_local_vertex() {
   mkdir -p "$LOCAL_VERTEX_DATA"
   local log="$LOCAL_VERTEX_DATA/service.log"
-  python -m include.local_vertex serve --data-root "$PROJECT_ROOT" \
+  local roots root root_args=()
+  IFS=: read -ra roots <<<"$LOCAL_VERTEX_DATA_ROOTS"
+  for root in "${roots[@]}"; do root_args+=(--data-root "$root"); done
+  python -m include.local_vertex serve "${root_args[@]}" \
     ${LOCAL_VERTEX_TORCH_THREADS:+--torch-threads "$LOCAL_VERTEX_TORCH_THREADS"} >"$log" 2>&1 &
   LOCAL_VERTEX_PID=$!
   trap 'kill -TERM "$LOCAL_VERTEX_PID" 2>/dev/null && wait "$LOCAL_VERTEX_PID" 2>/dev/null; true' EXIT

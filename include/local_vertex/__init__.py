@@ -3,13 +3,18 @@
 Start it with one command (from the project root, after `source scripts/env.sh`):
 
     python -m include.local_vertex serve [--host 127.0.0.1] [--port 8790] [--storage-port 8791]
-        [--data-dir .local_vertex] [--token TOKEN] [--max-concurrent-jobs 1]
-        [--base-model PATH_OR_ID] [--data-root DIR ...]
+        [--storage-host 127.0.0.1 [--storage-allow CIDR ...]] [--data-dir .local_vertex]
+        [--token TOKEN] [--max-concurrent-jobs 1] [--base-model PATH_OR_ID] [--data-root DIR ...]
 
-It starts the REST API, the job scheduler (one worker process per training job) and a
-gcp-storage-emulator (clients: STORAGE_EMULATOR_HOST=http://127.0.0.1:8791), and stops them all
-on Ctrl-C / SIGTERM. Data dir: jobs.sqlite, storage/, jobs/<id>/ (engine output, worker.log),
-models/.
+It starts the REST API, the job scheduler (one worker process per training job), the generation
+process and a gcp-storage-emulator (clients: STORAGE_EMULATOR_HOST=http://127.0.0.1:8791), and
+stops them all on Ctrl-C / SIGTERM. Data dir: jobs.sqlite, storage/, jobs/<id>/ (data/ with the
+job's copy of its datasets, checkpoints/, adapter/, worker.log, heartbeat), models/.
+
+Exposure: a non-loopback --host needs --token. The storage emulator has no authentication: it
+listens on loopback whatever --host is, and a non-loopback --storage-host needs --storage-allow
+(the networks whose clients it answers, besides loopback). scripts/env.sh makes a random token
+per data dir (<data-dir>/token, mode 0600).
 
 Served under both {v} = /v1 and /v1beta1 ({parent} = projects/{p}/locations/{l}, free-form):
 
@@ -55,18 +60,35 @@ curl; for storage, google-cloud-storage, GCSHook and gcsfs through STORAGE_EMULA
 
 Errors: {"error": {"code": 400, "message": "...", "status": "INVALID_ARGUMENT"}}.
 
+generateContent: the generation process answers the requests that wait as one batch (one
+forward pass per token for all of them). maxOutputTokens defaults to 512 (or what is left of the
+model's context, if less) and may not exceed what the prompt leaves of the context;
+candidateCount is 1 to 8. At most --generation-max-queue requests wait or run at once (more get
+429 RESOURCE_EXHAUSTED), each for at most --generation-timeout seconds (then 504
+DEADLINE_EXCEEDED). If the generation process dies, its requests get 503 UNAVAILABLE and the
+next request starts a new one; trainings are not affected. Threads (unless --torch-threads): each
+worker gets the cores but one divided by --max-concurrent-jobs, the generator one share of the
+cores in max-concurrent-jobs + 1.
+
 Job life: JOB_STATE_QUEUED (waiting for a slot; --max-concurrent-jobs) -> PENDING (its worker
 process starts, fetches gs:// data, fills unset hyperparameters with the recommended values and
 reports them on the job) -> RUNNING (startTime) -> SUCCEEDED (tunedModel {model, endpoint}) |
 FAILED (error {code, message}) | CANCELLED (error code 1); endTime when it ends. Cancel: a
 queued job ends at once, a running one goes through CANCELLING and stops within a training
-step (terminated after --cancel-grace seconds otherwise). A worker that dies fails its job with
-the reason. A job whose service stopped (or was killed) resumes from its last epoch checkpoint
-on the next start, and is FAILED "interrupted" after two such resumes.
+step (terminated after --cancel-grace seconds otherwise); a job that fails after a cancel ends
+CANCELLED. A worker that dies fails its job with the reason, and so does one that reports no
+progress for --worker-hang-timeout seconds (it is killed). The job trains on the data as checked
+at create (gs:// object MD5 and generation, file:// SHA-256): data changed since fails the job.
+A stop of the service (Ctrl-C, SIGTERM), in any phase of a job, leaves the job to resume from
+its last checkpoint (one per epoch, and one every --checkpoint-interval seconds within an
+epoch) on the next start; a job whose service crashed (was killed) resumes too, and is FAILED
+"interrupted" after two crashes. A non-finite loss fails the job with the step it happened at.
+Training examples longer than the limit (2048 tokens) lose their oldest context, never their
+last answer, and are reported in truncatedExampleIndices.
 
 Modules: api (the app), routes/ (a router per resource), wire (Google's JSON), job_requests
 (create body), filters (list filter), store (SQLite),
 scheduler (queue, cancels, recovery), worker (one job's process), datasets/storage/paths
-(URIs, emulator, confinement), generation (generateContent thread), tensorboard (metrics),
+(URIs and pins, emulator, confinement), generation (the generation process), tensorboard (metrics),
 server and __main__ (the command).
 """

@@ -1,46 +1,74 @@
-"""generateContent in the API process, on one dedicated thread, off the event loop.
+"""generateContent in a process of its own, with the requests that wait batched together.
 
-One thread owns the engine's Generator (and so the loaded models), so requests queue there
-while list/get calls keep being answered by the event loop. The routes use four calls:
-generate, stream, count_tokens and compute_tokens.
+The API process never loads a model: it resolves which model a request needs, hands the request
+to the generation process (JSON lines on its stdin and stdout) and awaits the answer. That
+process answers the requests waiting at once as one batch (dynamic batching: while a batch
+decodes, the next one gathers), so concurrent requests cost little more than one. A streamed
+request gets its text as it settles, as lines of their own; token counts need only the
+tokenizer and are answered between batches. A crash or an
+out-of-memory kill there fails the requests in flight with a clear error and nothing else: the
+API and the trainings carry on, and the next request starts a fresh process.
+
+Limits: at most `generation_max_queue` requests wait or run at once (more get 429
+RESOURCE_EXHAUSTED), and each gets `generation_timeout_s` (then 504 DEADLINE_EXCEEDED, Google's
+shape, and the process stops decoding it).
+
+Run as a module, this file is the generation process: `python -m include.local_vertex.generation`.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+import base64
+import itertools
+import json
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
-from include.local_vertex.config import ServiceConfig
-from include.local_vertex.errors import invalid_argument
+import orjson
+
+from include.local_vertex.config import ServiceConfig, config_from_worker_settings, worker_settings
+from include.local_vertex.errors import ApiError
+from include.local_vertex.processes import describe_exit, die_with_parent, spawn_module, stop_process
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 16  # requests decoded together; more wait for the next batch
 
 # Returns (the local base model, the adapter folder or None); may be slow the first time
-# (the bundled model is converted once), so it runs on the generation thread too.
+# (the bundled model is converted once), so it runs off the event loop.
 ModelResolver = Callable[[], tuple[str, Path | None]]
 
 
 class GenerationService:
+    """The API side: one generation process, started at first use and after a crash."""
+
     def __init__(self, config: ServiceConfig):
         self.config = config
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-vertex-generate")
-        self._generator = None  # created on the generation thread at first use
+        self._lock = threading.Lock()  # guards the process, its pipe and the pending table
+        self._proc: subprocess.Popen | None = None
+        # request id -> (its event loop, its future, the process it went to, its text callback)
+        self._pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future, subprocess.Popen,
+                                       Callable[[str], None] | None]] = {}
+        self._ids = itertools.count(1)
+        self._admitted = 0  # requests between admission and answer
+        self._closed = False
 
     async def generate(self, resolve_model: ModelResolver, request: dict) -> dict:
-        return await self._run(lambda g, base, adapter: g.generate(base, adapter, request), resolve_model)
+        return await self._call("generate", resolve_model, request)
 
     async def stream(self, resolve_model: ModelResolver, request: dict) -> AsyncIterator[str | dict]:
         """The answer's text in pieces as it settles (str), then the whole answer (a dict)."""
-        loop = asyncio.get_running_loop()
         pieces: asyncio.Queue = asyncio.Queue()
         sent = 0
-
-        def on_text(settled: str) -> None:
-            loop.call_soon_threadsafe(pieces.put_nowait, settled)
-
-        answer = asyncio.ensure_future(self._run(
-            lambda g, base, adapter: g.generate(base, adapter, request, on_text=on_text), resolve_model))
-        answer.add_done_callback(lambda _: loop.call_soon_threadsafe(pieces.put_nowait, None))
+        answer = asyncio.ensure_future(self._call("generate", resolve_model, request, on_text=pieces.put_nowait))
+        answer.add_done_callback(lambda _: pieces.put_nowait(None))
         while (settled := await pieces.get()) is not None:
             if len(settled) > sent:
                 yield settled[sent:]
@@ -52,26 +80,237 @@ class GenerationService:
         yield whole
 
     async def count_tokens(self, resolve_model: ModelResolver, request: dict) -> int:
-        return await self._run(lambda g, base, _: g.count_tokens(base, request), resolve_model)
+        return await self._call("countTokens", resolve_model, request)
 
     async def compute_tokens(self, resolve_model: ModelResolver, request: dict) -> list[dict]:
-        return await self._run(lambda g, base, _: g.compute_tokens(base, request), resolve_model)
+        """[{role, token_ids, tokens}], the tokens as bytes."""
+        infos = await self._call("computeTokens", resolve_model, request)
+        return [{**info, "tokens": [base64.b64decode(token) for token in info["tokens"]]} for info in infos]
 
-    async def _run(self, call, resolve_model: ModelResolver):
+    async def _call(self, op: str, resolve_model: ModelResolver, request: dict,
+                    on_text: Callable[[str], None] | None = None):
+        if self._admitted >= self.config.generation_max_queue:  # the event loop's thread only: no lock
+            raise ApiError(429, "RESOURCE_EXHAUSTED",
+                           f"{self._admitted} model requests are already waiting or running "
+                           f"(the limit is {self.config.generation_max_queue}); retry later")
+        self._admitted += 1
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call, call, resolve_model)
-
-    def _call(self, call, resolve_model: ModelResolver):
-        if self._generator is None:
-            self.config.apply_torch_threads()
-            from include.tuning_engine.generation import Generator
-
-            self._generator = Generator()
-        base_model, adapter_dir = resolve_model()
+        request_id = next(self._ids)
         try:
-            return call(self._generator, base_model, adapter_dir)
-        except ValueError as exc:
-            raise invalid_argument(str(exc)) from exc
+            base_model, adapter_dir = await loop.run_in_executor(None, resolve_model)
+            future = loop.create_future()
+            message = {"id": request_id, "op": op, "baseModel": base_model, "request": request,
+                       "adapterDir": str(adapter_dir) if adapter_dir else None, "stream": on_text is not None}
+            self._send(request_id, message, loop, future, on_text)
+            return await asyncio.wait_for(future, timeout=self.config.generation_timeout_s)
+        except asyncio.TimeoutError:
+            self._cancel(request_id)
+            raise ApiError(504, "DEADLINE_EXCEEDED",
+                           f"{op} did not finish within {self.config.generation_timeout_s:g} s; "
+                           "ask for fewer maxOutputTokens or retry later") from None
+        finally:
+            self._admitted -= 1
+            with self._lock:
+                self._pending.pop(request_id, None)
+
+    @property
+    def pid(self) -> int | None:
+        """The generation process, when one runs (for tests and the logs)."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    def _send(self, request_id: int, message: dict, loop, future, on_text) -> None:
+        with self._lock:
+            if self._closed:
+                raise ApiError(503, "UNAVAILABLE", "the service is shutting down")
+            proc = self._running_process()
+            self._pending[request_id] = (loop, future, proc, on_text)
+            try:
+                proc.stdin.write(orjson.dumps(message) + b"\n")
+                proc.stdin.flush()
+            except OSError:
+                pass  # it died: its reader thread fails this request with the reason
+
+    def _cancel(self, request_id: int) -> None:
+        with self._lock:
+            entry = self._pending.get(request_id)
+            if entry is not None and entry[2].poll() is None:
+                try:
+                    entry[2].stdin.write(orjson.dumps({"cancel": request_id}) + b"\n")
+                    entry[2].stdin.flush()
+                except OSError:
+                    pass
+
+    def _running_process(self) -> subprocess.Popen:
+        # Started from the event loop's thread, which lives as long as the service: the child's
+        # parent-death signal fires when the thread that started it ends.
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = spawn_module(
+                "include.local_vertex.generation", "--settings", json.dumps(worker_settings(self.config)),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            )
+            threading.Thread(target=self._read_answers, args=(self._proc,), name="local-vertex-generation-reader",
+                             daemon=True).start()
+            log.info("generation process %d started (%d torch threads)", self._proc.pid,
+                     self.config.generator_threads())
+        return self._proc
+
+    def _read_answers(self, proc: subprocess.Popen) -> None:
+        """Resolves each answer's future; when the process ends, fails the requests it had."""
+        for line in proc.stdout:
+            answer = orjson.loads(line)
+            with self._lock:
+                entry = self._pending.get(answer["id"])
+            if entry is None:
+                continue  # timed out meanwhile
+            if "text" in answer:
+                loop, _, _, on_text = entry
+                _call_soon(loop, on_text, answer["text"])
+            elif "response" in answer:
+                _resolve(entry, result=answer["response"])
+            else:
+                error = answer["error"]
+                _resolve(entry, error=ApiError(error["code"], error["status"], error["message"]))
+        status = proc.wait()
+        if not self._closed:
+            log.error("generation process %d %s", proc.pid, describe_exit(status))
+        reason = ApiError(503, "UNAVAILABLE",
+                          f"the generation process {describe_exit(status)} before answering (out of memory?); "
+                          "the service and its tuning jobs are unaffected and the next request starts it "
+                          "again: retry")
+        with self._lock:
+            lost = [entry for entry in self._pending.values() if entry[2] is proc]
+        for entry in lost:
+            _resolve(entry, error=reason)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            self._closed = True
+            proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.stdin.close()  # the process ends at the end of its input
+            stop_process(proc, grace_s=5.0)
+
+
+def _resolve(entry, *, result=None, error: Exception | None = None) -> None:
+    loop, future, _, _ = entry
+
+    def settle():
+        if not future.done():
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+    _call_soon(loop, settle)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback, *args) -> None:
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:  # the event loop is gone (shutdown)
+        pass
+
+
+# -- the generation process -------------------------------------------------------------------
+
+
+def _serve_generation() -> None:
+    parser = argparse.ArgumentParser(description="the local Vertex service's generation process")
+    parser.add_argument("--settings", required=True, help="JSON from config.worker_settings")
+    parser.add_argument("--parent-pid", type=int, required=True)
+    args = parser.parse_args()
+    die_with_parent(args.parent_pid)
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not corrupt the answers
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s generation: %(message)s")
+    config = config_from_worker_settings(json.loads(args.settings))
+    os.environ["TUNING_ENGINE_THREADS"] = str(config.generator_threads())
+
+    inbox: queue.Queue = queue.Queue()
+    cancelled: set[int] = set()
+
+    def read_requests():
+        for line in sys.stdin.buffer:
+            message = orjson.loads(line)
+            if "cancel" in message:
+                cancelled.add(message["cancel"])
+            else:
+                inbox.put(message)
+        inbox.put(None)
+
+    threading.Thread(target=read_requests, name="requests", daemon=True).start()
+    from include.tuning_engine.generation import Generator
+
+    generator = Generator()
+
+    def send(answer: dict) -> None:
+        answers.write(orjson.dumps(answer) + b"\n")
+        answers.flush()
+
+    while (batch := _next_batch(inbox)) is not None:
+        batch = [message for message in batch if message["id"] not in cancelled]
+        for message in [message for message in batch if message["op"] != "generate"]:
+            send(_answer(message["id"], _count(generator, message)))
+        batch = [message for message in batch if message["op"] == "generate"]
+        if not batch:
+            continue
+        log.info("decoding %d request%s", len(batch), "s" if len(batch) > 1 else "")
+        items = [(message["baseModel"], Path(message["adapterDir"]) if message["adapterDir"] else None,
+                  message["request"]) for message in batch]
+        streamed = {index: (lambda text, request_id=message["id"]: send({"id": request_id, "text": text}))
+                    for index, message in enumerate(batch) if message["stream"]}
+        try:
+            results = generator.generate_batch(items, cancelled=lambda index: batch[index]["id"] in cancelled,
+                                               on_text=streamed)
+        except Exception as exc:  # noqa: BLE001 - each request must get an answer
+            log.exception("generation failed")
+            results = [exc] * len(batch)
+        for message, result in zip(batch, results):
+            send(_answer(message["id"], result))
+
+
+def _count(generator, message: dict):
+    """countTokens (a number) or computeTokens (token bytes as base64, for JSON), or the error."""
+    try:
+        if message["op"] == "countTokens":
+            return generator.count_tokens(message["baseModel"], message["request"])
+        return [{**info, "tokens": [base64.b64encode(token).decode() for token in info["tokens"]]}
+                for info in generator.compute_tokens(message["baseModel"], message["request"])]
+    except Exception as exc:  # noqa: BLE001 - each request must get an answer
+        return exc
+
+
+def _next_batch(inbox: queue.Queue) -> list[dict] | None:
+    """The requests waiting now (at least one, waiting for it); None at the end of the input."""
+    first = inbox.get()
+    if first is None:
+        return None
+    batch = [first]
+    while len(batch) < MAX_BATCH:
+        try:
+            message = inbox.get_nowait()
+        except queue.Empty:
+            break
+        if message is None:
+            inbox.put(None)  # end after this batch
+            break
+        batch.append(message)
+    return batch
+
+
+def _answer(request_id: int, result) -> dict:
+    if not isinstance(result, Exception):
+        return {"id": request_id, "response": result}
+    if isinstance(result, ValueError):
+        code, status = 400, "INVALID_ARGUMENT"
+    elif isinstance(result, FileNotFoundError):
+        code, status = 404, "NOT_FOUND"
+    else:
+        code, status = 500, "INTERNAL"
+    message = str(result) if code != 500 else f"generation failed: {type(result).__name__}"
+    return {"id": request_id, "error": {"code": code, "status": status, "message": message}}
+
+
+if __name__ == "__main__":
+    _serve_generation()

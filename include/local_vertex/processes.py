@@ -1,4 +1,4 @@
-"""Child processes that cannot outlive the service: workers and the storage emulator.
+"""Child processes that cannot outlive the service: workers, the generation process, the storage emulator.
 
 Each child asks the kernel for SIGTERM when its parent dies (Linux prctl PR_SET_PDEATHSIG), so
 even a service killed with -9 leaves no orphan behind for longer than the child's own clean-up.

@@ -1,7 +1,10 @@
 """The job queue: starts a worker process per job up to the concurrency limit, enforces cancels,
-ends jobs whose worker died, and recovers the jobs a stopped service left behind.
+ends jobs whose worker died or hung, and recovers the jobs a stopped service left behind.
 
 It runs as one thread in the API process and never trains: training happens in the workers.
+A stop of the service never fails a job: the workers are stopped, their jobs marked as stopped
+cleanly, and the next start resumes them without spending one of their resumes, which are
+for crashes (a service killed outright) only.
 """
 
 from __future__ import annotations
@@ -11,11 +14,11 @@ import logging
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from include.local_vertex.config import ServiceConfig, worker_settings
 from include.local_vertex.errors import cancelled_error, job_error
-from include.local_vertex.processes import describe_exit, is_worker_of, spawn_module, stop_pid, stop_process
+from include.local_vertex.processes import describe_exit, is_worker_of, spawn_module, stop_pid
 from include.local_vertex.store import ACTIVE_STATES, JobRecord, JobStore
 from include.local_vertex.worker import EXIT_INTERRUPTED
 
@@ -26,6 +29,7 @@ _KILL_AFTER_TERM_S = 3.0
 @dataclass
 class _Worker:
     proc: subprocess.Popen
+    started_at: float = field(default_factory=time.time)  # wall clock, as the heartbeat file's mtime
     cancel_seen_at: float | None = None
     terminated_at: float | None = None
 
@@ -57,11 +61,21 @@ class Scheduler:
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
-        for job_id, worker in list(self._workers.items()):
-            status = stop_process(worker.proc, grace_s=self.config.cancel_grace_s)
-            log.info("job %s: worker stopped for shutdown (%s)", job_id, describe_exit(status))
-            if status != EXIT_INTERRUPTED:
-                self._end_if_still_active(job_id, status)
+        self._reap()  # a worker that ended before the stop ended its job, or failed it
+        for worker in self._workers.values():  # all at once: each gets the whole grace
+            worker.proc.terminate()
+        deadline = time.monotonic() + self.config.stop_grace_s
+        for job_id, worker in self._workers.items():
+            try:
+                status = worker.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("job %s: worker still busy %.0fs after SIGTERM, killing it", job_id,
+                            self.config.stop_grace_s)
+                worker.proc.kill()
+                status = worker.proc.wait()
+            record = self.store.update(job_id, _stopped_cleanly)
+            log.info("job %s: worker stopped for shutdown (%s); the job %s", job_id, describe_exit(status),
+                     "resumes on the next start" if record and record.state in ACTIVE_STATES else "had ended")
         self._workers.clear()
         self.store.close()
 
@@ -75,20 +89,24 @@ class Scheduler:
 
     def _recovered(self, record: JobRecord):
         record.worker_pid = None
+        stopped_cleanly = record.internal.pop("stoppedCleanly", False)
         if record.state == "JOB_STATE_CANCELLING":
             record.set_state("JOB_STATE_CANCELLED", error=cancelled_error())
         elif record.state not in ACTIVE_STATES:
             return False
+        elif stopped_cleanly:
+            record.set_state("JOB_STATE_QUEUED")
+            log.info("job %s: stopped with the service; queued to resume from its last checkpoint", record.id)
         elif record.resume_count < self.config.max_resumes:
             record.resume_count += 1
             record.set_state("JOB_STATE_QUEUED")
-            log.info("job %s: interrupted by a service stop; queued to resume from its last checkpoint "
+            log.info("job %s: interrupted by a service crash; queued to resume from its last checkpoint "
                      "(resume %d of %d)", record.id, record.resume_count, self.config.max_resumes)
         else:
             record.set_state("JOB_STATE_FAILED", error=job_error(
-                "ABORTED", f"interrupted: the service stopped while the job was running "
+                "ABORTED", f"interrupted: the service crashed while the job was running "
                            f"{record.resume_count + 1} times"))
-            log.warning("job %s: FAILED, interrupted too many times", record.id)
+            log.warning("job %s: FAILED, interrupted by too many crashes", record.id)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -97,6 +115,7 @@ class Scheduler:
             try:
                 self._reap()
                 self._enforce_cancels()
+                self._stop_hung_workers()
                 self._start_queued()
             except Exception:  # noqa: BLE001 - the loop must outlive one bad tick
                 log.exception("scheduler tick failed")
@@ -112,7 +131,11 @@ class Scheduler:
             self._end_if_still_active(job_id, status)
 
     def _end_if_still_active(self, job_id: str, status: int) -> None:
-        """A worker that exits leaves its job ended; if it did not, say why the job ended."""
+        """A worker that exits leaves its job ended; if it did not, say why the job ended.
+
+        A worker stopped by a signal that did not come from us (a stop of the whole process
+        group, say) is no failure: its job goes back to the queue and resumes.
+        """
         reason = f"the worker process {describe_exit(status)}"
 
         def change(record: JobRecord):
@@ -121,6 +144,8 @@ class Scheduler:
                 return
             if record.state == "JOB_STATE_CANCELLING":
                 record.set_state("JOB_STATE_CANCELLED", error=cancelled_error())
+            elif status == EXIT_INTERRUPTED:
+                record.set_state("JOB_STATE_QUEUED")
             else:
                 log_file = self.config.job_dir(job_id) / "worker.log"
                 record.set_state("JOB_STATE_FAILED", error=job_error("INTERNAL", f"{reason}; see {log_file}"))
@@ -145,6 +170,27 @@ class Scheduler:
                 worker.terminated_at = now
             elif worker.terminated_at is not None and now - worker.terminated_at > _KILL_AFTER_TERM_S:
                 worker.proc.kill()
+
+    def _stop_hung_workers(self) -> None:
+        """A worker silent for longer than the hang time-out is killed, and its job FAILED so."""
+        now = time.time()
+        timeout = self.config.worker_hang_timeout_s
+        for job_id, worker in self._workers.items():
+            if worker.terminated_at is not None:
+                continue
+            try:
+                last_progress = max(worker.started_at, self.config.heartbeat_path(job_id).stat().st_mtime)
+            except FileNotFoundError:
+                last_progress = worker.started_at
+            if now - last_progress <= timeout:
+                continue
+            log_file = self.config.job_dir(job_id) / "worker.log"
+            log.warning("job %s: worker %d made no progress for %.0fs, killing it", job_id, worker.proc.pid, timeout)
+            self.store.transition(job_id, ["JOB_STATE_PENDING", "JOB_STATE_RUNNING"], "JOB_STATE_FAILED",
+                                  error=job_error("INTERNAL", f"the worker made no progress for {timeout:.0f} s "
+                                                              f"(hung) and was stopped; see {log_file}"))
+            worker.proc.kill()  # hung: it may not get to handle a SIGTERM
+            worker.terminated_at = time.monotonic()
 
     def _start_queued(self) -> None:
         if len(self._workers) >= self.config.max_concurrent_jobs:
@@ -181,3 +227,10 @@ class Scheduler:
     def workers(self) -> dict[str, int]:
         """Job id -> worker pid, for the health endpoint and tests."""
         return {job_id: worker.proc.pid for job_id, worker in dict(self._workers).items()}
+
+
+def _stopped_cleanly(record: JobRecord):
+    """Marks a job whose worker the service stopped: the next start resumes it for free."""
+    record.worker_pid = None
+    if record.state in ACTIVE_STATES:
+        record.internal["stoppedCleanly"] = True

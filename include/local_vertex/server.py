@@ -1,7 +1,7 @@
 """One command, the whole service: storage emulator, job scheduler, REST API; stopped in order.
 
 SIGINT/SIGTERM make uvicorn finish its requests; then the scheduler stops the workers (their
-jobs resume on the next start) and the emulator stops. Children also die with this process if
+jobs resume on the next start), the generation process and the emulator stop. Children also die with this process if
 it is killed outright (see processes.die_with_parent).
 """
 
@@ -48,11 +48,13 @@ def _exclusive(data_dir: Path):
 
 
 def _serve(config: ServiceConfig, access_log: bool) -> None:
-    emulator = StorageEmulator(config.host, config.storage_port, config.storage_dir, config.storage_url)
+    emulator = StorageEmulator(config.storage_host, config.storage_port, config.storage_dir, config.storage_url,
+                               allowed_networks=config.storage_allowed_networks)
     emulator.start()
-    if not is_loopback(config.host):
-        log.warning("the storage emulator listens on %s:%d and has no authentication: keep that "
-                    "network private", config.host, config.storage_port)
+    if not is_loopback(config.storage_host):
+        log.warning("the storage emulator listens on %s:%d and answers loopback and %s only (it has no "
+                    "authentication)", config.storage_host, config.storage_port,
+                    ", ".join(config.storage_allowed_networks))
     store = JobStore(config.db_path)
     scheduler = Scheduler(JobStore(config.db_path), config)
     generation = GenerationService(config)

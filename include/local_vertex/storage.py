@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import ipaddress
 import logging
 import os
 import signal
@@ -87,17 +88,20 @@ class StorageEmulator:
     """The emulator child process, started and stopped with the service.
 
     It starts with the pipeline's default buckets (datasets, archive) in place, as a Cloud
-    project would have them, so that the pipeline runs against it with no set-up step.
+    project would have them, so that the pipeline runs against it with no set-up step. It has no
+    authentication of its own: beyond loopback it answers only clients in `allowed_networks`.
     """
 
     DEFAULT_BUCKETS = ("gemini-tuning-datasets", "gemini-tuning-archive")
 
-    def __init__(self, host: str, port: int, storage_dir: Path, url: str, buckets: tuple[str, ...] = DEFAULT_BUCKETS):
+    def __init__(self, host: str, port: int, storage_dir: Path, url: str, buckets: tuple[str, ...] = DEFAULT_BUCKETS,
+                 allowed_networks: tuple[str, ...] = ()):
         self.host = host
         self.port = port
         self.storage_dir = storage_dir
         self.url = url
         self.buckets = buckets
+        self.allowed_networks = allowed_networks
         self._proc: subprocess.Popen | None = None
 
     def start(self, timeout_s: float = 30.0) -> None:
@@ -106,6 +110,7 @@ class StorageEmulator:
         self._proc = spawn_module(
             "include.local_vertex.storage", "--host", self.host, "--port", str(self.port),
             "--data-dir", str(self.storage_dir),
+            *(argument for network in self.allowed_networks for argument in ("--allow", network)),
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -169,6 +174,8 @@ def _serve_emulator() -> None:
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--allow", action="append", default=[],
+                        help="network (CIDR) whose clients may connect, besides loopback (repeatable)")
     parser.add_argument("--parent-pid", type=int, required=True)
     args = parser.parse_args()
     stop_signals = {signal.SIGTERM, signal.SIGINT}
@@ -176,7 +183,7 @@ def _serve_emulator() -> None:
     die_with_parent(args.parent_pid)
     logging.basicConfig(level=logging.ERROR)  # the emulator warns on every download
 
-    httpd = _emulator_http_server(args.host, args.port, Path(args.data_dir))
+    httpd = _emulator_http_server(args.host, args.port, Path(args.data_dir), tuple(args.allow))
     threading.Thread(target=httpd.serve_forever, name="storage-api", daemon=True).start()
     threading.Thread(target=_signal_when_orphaned, args=(args.parent_pid,), name="parent-watch", daemon=True).start()
     signal.sigwait(stop_signals)
@@ -190,7 +197,7 @@ def _serve_emulator() -> None:
     os._exit(0)
 
 
-def _emulator_http_server(host: str, port: int, data_dir: Path):
+def _emulator_http_server(host: str, port: int, data_dir: Path, allowed_networks: tuple[str, ...] = ()):
     """gcp-storage-emulator's handler and storage behind a threading server.
 
     The package's own server answers one connection at a time, so one stalled client stops every
@@ -236,7 +243,15 @@ def _emulator_http_server(host: str, port: int, data_dir: Path):
             if hasattr(self, "connection_rfile"):
                 self.connection_rfile.close()
 
-    server = ThreadingHTTPServer((host, port), partial(Handler, Storage(use_memory_fs=False, data_dir=str(data_dir))))
+    networks = [ipaddress.ip_network(network) for network in allowed_networks]
+
+    class Server(ThreadingHTTPServer):
+        def verify_request(self, request, client_address):
+            """Loopback and the allowed networks only: anyone else is disconnected unanswered."""
+            client = ipaddress.ip_address(client_address[0])
+            return client.is_loopback or any(client in network for network in networks)
+
+    server = Server((host, port), partial(Handler, Storage(use_memory_fs=False, data_dir=str(data_dir))))
     server.daemon_threads = True
     return server
 

@@ -52,7 +52,7 @@ class JobRecord:
     project: str
     location: str
     resource: dict  # the TuningJob as clients see it (camelCase)
-    internal: dict = field(default_factory=dict)  # resolvedBaseModel, adapterDir
+    internal: dict = field(default_factory=dict)  # datasetPins, resolvedBaseModel, adapterDir, stoppedCleanly
     worker_pid: int | None = None
     resume_count: int = 0
 
@@ -102,12 +102,14 @@ class JobStore:
 
     # -- jobs --------------------------------------------------------------------------------
 
-    def insert(self, job_id: str, project: str, location: str, resource: dict) -> JobRecord:
+    def insert(self, job_id: str, project: str, location: str, resource: dict,
+               internal: dict | None = None) -> JobRecord:
+        internal = internal or {}
         cur = self._conn.execute(
-            "INSERT INTO jobs (id, project, location, state, resource) VALUES (?, ?, ?, ?, ?)",
-            (job_id, project, location, resource["state"], orjson.dumps(resource)),
+            "INSERT INTO jobs (id, project, location, state, resource, internal) VALUES (?, ?, ?, ?, ?, ?)",
+            (job_id, project, location, resource["state"], orjson.dumps(resource), orjson.dumps(internal)),
         )
-        return JobRecord(cur.lastrowid, job_id, project, location, resource)
+        return JobRecord(cur.lastrowid, job_id, project, location, resource, internal)
 
     def get(self, job_id: str) -> JobRecord | None:
         row = self._conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -163,8 +165,9 @@ class JobStore:
             )
             conn.execute("COMMIT")
             return record
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException:  # a worker's stop signal may land anywhere here, even after COMMIT
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
 
     def transition(self, job_id: str, from_states: Iterable[str], to_state: str, **fields) -> JobRecord | None:

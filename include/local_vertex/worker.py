@@ -3,8 +3,10 @@
 The scheduler starts `python -m include.local_vertex.worker --job-id ID ...` for a job in
 JOB_STATE_PENDING. The worker owns the job's state from then on until it ends it (SUCCEEDED,
 FAILED, CANCELLED); if the worker dies instead, the scheduler ends it with the reason.
-A SIGTERM (service shutdown, or the parent died) stops training cooperatively and leaves the job
-active, so that the next start of the service resumes it from its last checkpoint.
+A SIGTERM or SIGINT (service shutdown, or the parent died) stops the worker in whatever phase
+it is (model conversion, download, tokenizing, hashing, training, saving) and leaves the job
+active, so that the next start of the service resumes it from its last checkpoint: every file
+the job writes appears by rename, so a stop at any moment leaves nothing half-written behind.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -19,44 +22,68 @@ from pathlib import Path
 
 from include.local_vertex.base_models import local_base_model
 from include.local_vertex.config import ServiceConfig, config_from_worker_settings
-from include.local_vertex.datasets import DatasetUriError, local_dataset_file
+from include.local_vertex.datasets import DatasetChanged, DatasetUriError, local_dataset_file
 from include.local_vertex.errors import cancelled_error, job_error
 from include.local_vertex.processes import die_with_parent
 from include.local_vertex.store import JobRecord, JobStore
 from include.local_vertex.timefmt import now_rfc3339
 from include.tuning_engine.recommended import adapter_rank
-from include.tuning_engine.spec import DatasetError, TrainingSpec
+from include.tuning_engine.spec import DatasetError, TrainingDiverged, TrainingSpec
 
 PROGRESS_LOG_INTERVAL_S = 10.0
 EXIT_INTERRUPTED = 75  # stopped by a signal: the job stays active and resumes on the next start
 log = logging.getLogger("include.local_vertex.worker")
 
 
+class Interrupted(BaseException):
+    """Raised in the main thread by the first stop signal, wherever the worker is."""
+
+
 class StopRequest:
     """
-    Set by the SIGTERM/SIGINT handler, read between training steps.
+    The SIGTERM/SIGINT handler: sets the flag and raises Interrupted, once.
 
-    A plain flag, not a threading.Event: Event.set takes a lock, and a second signal arriving
-    while the first handler holds it deadlocks the worker (seen when a stop sent SIGTERM twice).
+    Raising (rather than only setting a flag the training loop reads) is what stops the phases
+    that have no loop to check a flag in, such as loading or converting a model. A plain flag,
+    not a threading.Event: Event.set takes a lock, and a second signal arriving while the first
+    handler holds it deadlocks the worker (seen when a stop sent SIGTERM twice).
     """
 
     def __init__(self) -> None:
         self._set = False
 
-    def set(self) -> None:
-        self._set = True
+    def handle(self, *_) -> None:
+        if not self._set:
+            self._set = True
+            raise Interrupted()
 
     def is_set(self) -> bool:
         return self._set
 
 
+class Heartbeat:
+    """Touches the job's heartbeat file (at most once a second) whenever the job makes progress."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._last = 0.0
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def beat(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= 1.0:
+            self._last = now
+            self.path.touch()
+
+
 class JobReporter:
     """The engine's TrainingReporter: writes stats and metrics to the store, logs progress."""
 
-    def __init__(self, store: JobStore, job_id: str, interrupted: StopRequest):
+    def __init__(self, store: JobStore, job_id: str, interrupted: StopRequest, heartbeat: Heartbeat):
         self.store = store
         self.job_id = job_id
         self.interrupted = interrupted
+        self.alive = heartbeat.beat
         self._last_loss: float | None = None
         self._last_logged = (0.0, 0)  # (monotonic time, epoch) of the last progress line
 
@@ -87,6 +114,7 @@ class JobReporter:
             log.info("progress: step %d/%d epoch %d loss %s", step, total_steps, epoch, loss)
 
     def should_stop(self) -> bool:
+        self.alive()  # asked before every training step and every validation batch
         if self.interrupted.is_set():
             return True
         record = self.store.get(self.job_id)
@@ -100,8 +128,18 @@ class JobRun:
         self.job_id = job_id
         self.interrupted = interrupted
         self.job_dir = config.job_dir(job_id)
+        self.heartbeat = Heartbeat(config.heartbeat_path(job_id))
+        self._sources: dict[Path, str] = {}  # the job's copy of a dataset -> its URI
 
     def run(self) -> int:
+        """The exit status: 0 when the job ended, EXIT_INTERRUPTED when a stop left it to resume."""
+        try:
+            return self._run()
+        except Interrupted:
+            log.info("stopped by a signal; the job resumes from its last checkpoint on the next start")
+            return EXIT_INTERRUPTED
+
+    def _run(self) -> int:
         record = self.store.get(self.job_id)
         if record is None or record.state != "JOB_STATE_PENDING":
             log.warning("not starting: job is %s", record.state if record else "missing")
@@ -113,13 +151,21 @@ class JobRun:
             self._mark_running()
             from include.tuning_engine.trainer import train
 
-            self.config.apply_torch_threads()
-            result = train(spec, JobReporter(self.store, self.job_id, self.interrupted))
+            os.environ["TUNING_ENGINE_THREADS"] = str(self.config.worker_threads())  # before the engine's first use
+            result = train(spec, JobReporter(self.store, self.job_id, self.interrupted, self.heartbeat))
+        except DatasetChanged as exc:
+            self._fail("FAILED_PRECONDITION", str(exc))
+            return 0
         except DatasetUriError as exc:
             self._fail("INVALID_ARGUMENT", str(exc))
             return 0
-        except DatasetError as exc:
-            self._fail("INVALID_ARGUMENT", f"unusable tuning data: {exc}")
+        except DatasetError as exc:  # named by the URI the user gave, not by the job's copy
+            where = self._sources.get(exc.path.resolve(), str(exc.path))
+            line = f", line {exc.line}" if exc.line is not None else ""
+            self._fail("INVALID_ARGUMENT", f"unusable tuning data: {where}{line}: {exc.message}")
+            return 0
+        except TrainingDiverged as exc:
+            self._fail("FAILED_PRECONDITION", str(exc))
             return 0
         except Exception as exc:  # noqa: BLE001 - every failure must end the job with its reason
             log.exception("training failed")
@@ -130,15 +176,26 @@ class JobRun:
     def _prepare(self, record: JobRecord):
         """Local data files, the local base model and the full hyperparameters, saved on the job."""
         tuning_spec = record.resource["supervisedTuningSpec"]
+        pins = record.internal.get("datasetPins", {})
         data_dir = self.job_dir / "data"
+        self.heartbeat.beat()
+        log.info("fetching the tuning data")
         training = local_dataset_file(tuning_spec["trainingDatasetUri"], self.config, data_dir / "training.jsonl",
-                                      field="supervisedTuningSpec.trainingDatasetUri")
+                                      field="supervisedTuningSpec.trainingDatasetUri",
+                                      pin=pins.get("trainingDatasetUri"))
         validation = None
         if tuning_spec.get("validationDatasetUri"):
             validation = local_dataset_file(tuning_spec["validationDatasetUri"], self.config,
                                             data_dir / "validation.jsonl",
-                                            field="supervisedTuningSpec.validationDatasetUri")
+                                            field="supervisedTuningSpec.validationDatasetUri",
+                                            pin=pins.get("validationDatasetUri"))
+        self._sources = {training.resolve(): tuning_spec["trainingDatasetUri"]}
+        if validation is not None:
+            self._sources[validation.resolve()] = tuning_spec["validationDatasetUri"]
+        self.heartbeat.beat()
+        log.info("resolving the base model")
         base_model = local_base_model(record.resource["baseModel"], self.config)
+        self.heartbeat.beat()
         hyper = dict(tuning_spec.get("hyperParameters", {}))
         if set(hyper) != {"epochCount", "adapterSize", "learningRateMultiplier"}:
             from include.tuning_engine.recommended import recommended_hyperparameters
@@ -161,6 +218,7 @@ class JobRun:
             epoch_count=int(hyper["epochCount"]),
             adapter_size=adapter_rank(hyper["adapterSize"]),
             learning_rate_multiplier=float(hyper["learningRateMultiplier"]),
+            checkpoint_interval_s=self.config.checkpoint_interval_s,
         )
 
     def _cancelled_or_interrupted_before_training(self) -> bool:
@@ -206,13 +264,19 @@ class JobRun:
         return 0
 
     def _fail(self, status: str, message: str) -> None:
-        log.error("failed: %s", message)
-        self.store.transition(
-            self.job_id,
-            ["JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_CANCELLING"],
-            "JOB_STATE_FAILED",
-            error=job_error(status, message),
-        )
+        """FAILED with the reason; CANCELLED if a cancel came first (the user asked it to end)."""
+
+        def end(record: JobRecord):
+            if record.state == "JOB_STATE_CANCELLING":
+                log.info("cancelled (it then failed: %s)", message)
+                record.set_state("JOB_STATE_CANCELLED", error=cancelled_error())
+            elif record.state in ("JOB_STATE_PENDING", "JOB_STATE_RUNNING"):
+                log.error("failed: %s", message)
+                record.set_state("JOB_STATE_FAILED", error=job_error(status, message))
+            else:
+                return False
+
+        self.store.update(self.job_id, end)
 
 
 _INT64_STATS = ("tuningDatasetExampleCount", "totalTuningCharacterCount", "totalBillableTokenCount",
@@ -246,22 +310,24 @@ def main() -> None:
     parser.add_argument("--settings", required=True, help="JSON from config.worker_settings")
     parser.add_argument("--parent-pid", type=int, required=True)
     args = parser.parse_args()
-    die_with_parent(args.parent_pid)
     interrupted = StopRequest()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: interrupted.set())
-
-    config = config_from_worker_settings(json.loads(args.settings))
-    job_dir = config.job_dir(args.job_id)
-    job_dir.mkdir(parents=True, exist_ok=True)
-    formatter = logging.Formatter(f"%(asctime)s %(levelname)s job {args.job_id}: %(message)s")
-    handlers = [logging.FileHandler(job_dir / "worker.log"), logging.StreamHandler(sys.stderr)]
-    for handler in handlers:
-        handler.setFormatter(formatter)
-    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
-
-    store = JobStore(config.db_path)
-    sys.exit(JobRun(store, config, args.job_id, interrupted).run())
+        signal.signal(signum, interrupted.handle)
+    try:
+        die_with_parent(args.parent_pid)
+        config = config_from_worker_settings(json.loads(args.settings))
+        job_dir = config.job_dir(args.job_id)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        formatter = logging.Formatter(f"%(asctime)s %(levelname)s job {args.job_id}: %(message)s")
+        handlers = [logging.FileHandler(job_dir / "worker.log"), logging.StreamHandler(sys.stderr)]
+        for handler in handlers:
+            handler.setFormatter(formatter)
+        logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
+        store = JobStore(config.db_path)
+        status = JobRun(store, config, args.job_id, interrupted).run()
+    except Interrupted:  # stopped before the job even began
+        status = EXIT_INTERRUPTED
+    sys.exit(status)
 
 
 if __name__ == "__main__":

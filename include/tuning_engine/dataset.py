@@ -6,6 +6,7 @@ import json
 import math
 import statistics
 from pathlib import Path
+from typing import Callable
 
 from include.tuning_engine.conversation import chat_messages
 from include.tuning_engine.rendering import TokenizedExample, render_example
@@ -13,15 +14,22 @@ from include.tuning_engine.spec import DatasetError
 
 TRUNCATED_INDEX_SAMPLE = 100  # Vertex reports "a partial sample" of truncated example indices
 HISTOGRAM_BUCKETS = 10
+_ALIVE_EVERY_LINES = 256
 
 
-def load_examples(path: Path, tokenizer, max_tokens: int) -> list[TokenizedExample]:
-    """Read and tokenize every example; a bad line raises DatasetError with its line number."""
+def load_examples(path: Path, tokenizer, max_tokens: int,
+                  alive: Callable[[], None] | None = None) -> list[TokenizedExample]:
+    """Read and tokenize every example; a bad line raises DatasetError with its line number.
+
+    `alive` is called every few hundred lines: a large file takes minutes to tokenize.
+    """
     path = Path(path)
     examples = []
     try:
         with path.open(encoding="utf-8") as lines:
             for line_number, line in enumerate(lines, start=1):
+                if alive is not None and line_number % _ALIVE_EVERY_LINES == 0:
+                    alive()
                 if not line.strip():
                     continue
                 try:

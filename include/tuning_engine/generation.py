@@ -11,7 +11,7 @@ import hashlib
 import random
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -20,7 +20,10 @@ from include.tuning_engine.rendering import render_example, render_prompt
 from include.tuning_engine.runtime import load_model, load_tokenizer, runtime
 
 MAX_STOP_SEQUENCES = 5  # Vertex's limit
-MAX_CANDIDATES = 8
+MAX_CANDIDATES = 8  # Vertex's limit of candidateCount
+# Gemini's default output limit is far beyond what a small local model can use; an unset
+# maxOutputTokens means this many tokens, or what is left of the model's context if less.
+DEFAULT_MAX_OUTPUT_TOKENS = 512
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class GenerationOptions:
     temperature: float = 1.0
     top_p: float = 0.95
     top_k: int | None = 40
-    max_output_tokens: int = 512
+    max_output_tokens: int | None = None  # None: DEFAULT_MAX_OUTPUT_TOKENS within the context
     stop_sequences: tuple[str, ...] = ()
     seed: int | None = None
     candidate_count: int = 1
@@ -61,7 +64,7 @@ class GenerationOptions:
             temperature=number("temperature", "temperature", float, 0.0, 2.0, defaults.temperature),
             top_p=number("topP", "top_p", float, 0.0, 1.0, defaults.top_p),
             top_k=number("topK", "top_k", int, 1, 1_000_000, defaults.top_k),
-            max_output_tokens=number("maxOutputTokens", "max_output_tokens", int, 1, 1_000_000, defaults.max_output_tokens),
+            max_output_tokens=number("maxOutputTokens", "max_output_tokens", int, 1, 1_000_000, None),
             stop_sequences=tuple(stops),
             seed=number("seed", "seed", int, -(2**63), 2**63 - 1, None),
             candidate_count=number("candidateCount", "candidate_count", int, 1, MAX_CANDIDATES, 1),
@@ -69,7 +72,13 @@ class GenerationOptions:
 
 
 class Generator:
-    """One per process: holds the loaded base models and their attached adapters."""
+    """One per process: holds the loaded base models and their attached adapters.
+
+    `generate_batch` answers several requests for the same model with one forward pass per token
+    for all of them (prompts left-padded, each row with its own options, seed and stop), which is
+    what makes concurrent requests cheap: on a small model a batch of 8 costs little more per
+    token than one request.
+    """
 
     def __init__(self):
         self._lock = threading.Lock()  # one generation at a time: the model is shared
@@ -78,41 +87,55 @@ class Generator:
 
     def generate(self, base_model: str, adapter_dir: Path | None, request: dict,
                  on_text: Callable[[str], None] | None = None) -> dict:
-        """The answer; `on_text`, when given, follows the text as it is decoded (see _decode)."""
-        if not isinstance(request, dict):
-            raise ValueError("the request body must be a JSON object")
-        messages = chat_messages(request)
-        if messages[-1]["role"] != "user":
-            raise ValueError("the last entry of 'contents' must have role 'user'")
-        options = GenerationOptions.from_request(request)
-        if on_text is not None and options.candidate_count != 1:
-            raise ValueError("generationConfig.candidateCount must be 1 when the answer is streamed")
-        first_seed = options.seed if options.seed is not None else random.randrange(2**31)
+        """One answer; `on_text`, when given, follows its text as it is decoded."""
+        streamed = {0: on_text} if on_text is not None else None
+        result = self.generate_batch([(base_model, adapter_dir, request)], on_text=streamed)[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
+    def generate_batch(self, items: list[tuple[str, Path | None, dict]],
+                       cancelled: Callable[[int], bool] | None = None,
+                       on_text: dict[int, Callable[[str], None]] | None = None) -> list[dict | Exception]:
+        """The answer to each (base model, adapter folder, request), or the exception that request
+        raised (ValueError for a bad request). Requests for the same model are decoded together;
+        `cancelled(index)` is polled between tokens and ends that request's decoding early;
+        `on_text[index]`, for the requests streamed, gets the text that is final so far after
+        each token (a tail that may still become a stop sequence, or half a character, is held
+        back)."""
+        on_text = on_text or {}
+        results: list[dict | Exception | None] = [None] * len(items)
+        by_model: dict[tuple[str, str | None], list[int]] = {}
+        for index, (base_model, adapter_dir, _) in enumerate(items):
+            by_model.setdefault((base_model, str(adapter_dir) if adapter_dir else None), []).append(index)
         with self._lock:
-            model, tokenizer = self._model(base_model, adapter_dir)
-            prompt = render_prompt(tokenizer, messages)
-            limit = getattr(model.config, "max_position_embeddings", None)
-            if limit and len(prompt) >= limit:
-                raise ValueError(f"the prompt has {len(prompt)} tokens; the model takes at most {limit - 1}")
-            candidates = [
-                _decode(model, tokenizer, prompt, options, first_seed + index, on_text)
-                for index in range(options.candidate_count)
-            ]
-
-        output_tokens = sum(token_count for _, _, token_count in candidates)
-        return {
-            "candidates": [
-                {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": reason, "index": index}
-                for index, (text, reason, _) in enumerate(candidates)
-            ],
-            "usageMetadata": {
-                "promptTokenCount": len(prompt),
-                "candidatesTokenCount": output_tokens,
-                "totalTokenCount": len(prompt) + output_tokens,
-            },
-            "modelVersion": Path(base_model).name + (f"+{Path(adapter_dir).parent.name}" if adapter_dir else ""),
-        }
+            for (base_model, adapter_dir), indices in by_model.items():
+                try:
+                    model, tokenizer = self._model(base_model, Path(adapter_dir) if adapter_dir else None)
+                except (OSError, ValueError) as exc:
+                    for index in indices:
+                        results[index] = exc
+                    continue
+                rows: list[_Row] = []
+                prompts: dict[int, list[int]] = {}
+                for index in indices:
+                    try:
+                        prompt, options = _prepared(model, tokenizer, items[index][2])
+                        if index in on_text and options.candidate_count != 1:
+                            raise ValueError("generationConfig.candidateCount must be 1 when the answer is streamed")
+                    except ValueError as exc:
+                        results[index] = exc
+                        continue
+                    prompts[index] = prompt
+                    first_seed = options.seed if options.seed is not None else random.randrange(2**31)
+                    rows += [_Row(index, prompt, options, first_seed + candidate)
+                             for candidate in range(options.candidate_count)]
+                if rows:
+                    _decode(model, tokenizer, rows, cancelled, on_text)
+                for index, prompt in prompts.items():
+                    results[index] = _response(prompt, [row for row in rows if row.item == index],
+                                               base_model, adapter_dir)
+        return results  # type: ignore[return-value]
 
     def count_tokens(self, base_model: str, request: dict) -> int:
         """Tokens of the request's conversation as the model reads it (chat template included)."""
@@ -145,8 +168,8 @@ class Generator:
         from peft import PeftModel
 
         if base_model not in self._loaded:
-            self._loaded[base_model] = (load_model(base_model), self._tokenizers.get(base_model)
-                                        or load_tokenizer(base_model), set())
+            tokenizer = self._tokenizers.get(base_model) or load_tokenizer(base_model)
+            self._loaded[base_model] = (load_model(base_model), tokenizer, set())
         model, tokenizer, adapters = self._loaded[base_model]
         if adapter_dir is None:
             return (_AdaptersOff(model) if adapters else model), tokenizer
@@ -165,6 +188,68 @@ class Generator:
         return model, tokenizer
 
 
+def _prepared(model, tokenizer, request: dict) -> tuple[list[int], GenerationOptions]:
+    """The prompt's token ids and the options, with the output limit checked against the context."""
+    if not isinstance(request, dict):
+        raise ValueError("the request body must be a JSON object")
+    messages = chat_messages(request)
+    if messages[-1]["role"] != "user":
+        raise ValueError("the last entry of 'contents' must have role 'user'")
+    options = GenerationOptions.from_request(request)
+    prompt = render_prompt(tokenizer, messages)
+    context = getattr(model.config, "max_position_embeddings", None) or len(prompt) + DEFAULT_MAX_OUTPUT_TOKENS
+    if len(prompt) >= context:
+        raise ValueError(f"the prompt has {len(prompt)} tokens; the model takes at most {context - 1}")
+    room = context - len(prompt)
+    if options.max_output_tokens is None:
+        return prompt, replace(options, max_output_tokens=min(DEFAULT_MAX_OUTPUT_TOKENS, room))
+    if options.max_output_tokens > room:
+        raise ValueError(f"generationConfig.maxOutputTokens is {options.max_output_tokens}, but the prompt's "
+                         f"{len(prompt)} tokens leave {room} of the model's {context}-token context")
+    return prompt, options
+
+
+@dataclass
+class _Row:
+    """One candidate being decoded."""
+
+    item: int  # which request of the batch
+    prompt: list[int]
+    options: GenerationOptions
+    seed: int
+    generated: list[int] = field(default_factory=list)
+    text: str = ""
+    finish_reason: str | None = None
+
+    def add(self, token: int, tokenizer, end_tokens: set[int]) -> None:
+        if token in end_tokens:
+            self.finish_reason = "STOP"
+            return
+        self.generated.append(token)
+        self.text = tokenizer.decode(self.generated, skip_special_tokens=True)
+        cut = min((index for stop in self.options.stop_sequences if (index := self.text.find(stop)) >= 0), default=-1)
+        if cut >= 0:
+            self.text, self.finish_reason = self.text[:cut], "STOP"
+        elif len(self.generated) >= self.options.max_output_tokens:
+            self.finish_reason = "MAX_TOKENS"
+
+
+def _response(prompt: list[int], rows: list[_Row], base_model: str, adapter_dir: str | None) -> dict:
+    output_tokens = sum(len(row.generated) for row in rows)
+    return {
+        "candidates": [
+            {"content": {"role": "model", "parts": [{"text": row.text}]}, "finishReason": row.finish_reason, "index": index}
+            for index, row in enumerate(rows)
+        ],
+        "usageMetadata": {
+            "promptTokenCount": len(prompt),
+            "candidatesTokenCount": output_tokens,
+            "totalTokenCount": len(prompt) + output_tokens,
+        },
+        "modelVersion": Path(base_model).name + (f"+{Path(adapter_dir).parent.name}" if adapter_dir else ""),
+    }
+
+
 class _AdaptersOff:
     """A PeftModel seen as its base model: calls run with every adapter disabled."""
 
@@ -177,37 +262,44 @@ class _AdaptersOff:
             return self._model(**inputs)
 
 
-def _decode(model, tokenizer, prompt: list[int], options: GenerationOptions, seed: int,
-            on_text: Callable[[str], None] | None = None) -> tuple[str, str, int]:
-    """Sample one answer token by token; returns (text, finishReason, generated token count).
-
-    `on_text`, when given, is called after each token with the text that is final so far: a
-    tail that may still become a stop sequence, or half a character, is held back."""
+def _decode(model, tokenizer, rows: list[_Row], cancelled: Callable[[int], bool] | None,
+            on_text: dict[int, Callable[[str], None]]) -> None:
+    """Sample every row token by token, all rows in one forward pass per token, until each has
+    finished (end token, stop sequence, its own maxOutputTokens, or its request cancelled)."""
     import torch
 
     device = runtime().device
-    sampler = torch.Generator(device=device).manual_seed(seed)
     end_tokens = {tokenizer.eos_token_id, *_as_list(getattr(model.config, "eos_token_id", None))} - {None}
-    generated: list[int] = []
-    text = ""
-    inputs = torch.tensor([prompt], device=device)
+    samplers = [torch.Generator(device=device).manual_seed(row.seed) for row in rows]
+    width = max(len(row.prompt) for row in rows)
+    inputs = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):  # left-padded, so that every row's next token is at the end
+        inputs[i, width - len(row.prompt):] = torch.tensor(row.prompt)
+        mask[i, width - len(row.prompt):] = 1
+    positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
+    inputs, mask, positions = inputs.to(device), mask.to(device), positions.to(device)
     past = None
     with torch.no_grad(), runtime().autocast():
-        for _ in range(options.max_output_tokens):
-            output = model(input_ids=inputs, cache=past, use_cache=True, logits_to_keep=1)
+        while True:
+            output = model(input_ids=inputs, attention_mask=mask, position_ids=positions, cache=past,
+                           use_cache=True, logits_to_keep=1)
             past = output.past_key_values
-            token = _next_token(output.logits[0, -1].float(), options, sampler)
-            if token in end_tokens:
-                return text, "STOP", len(generated)
-            generated.append(token)
-            text = tokenizer.decode(generated, skip_special_tokens=True)
-            cut = min((index for stop in options.stop_sequences if (index := text.find(stop)) >= 0), default=-1)
-            if cut >= 0:
-                return text[:cut], "STOP", len(generated)
-            if on_text is not None:
-                on_text(_settled(text, options.stop_sequences))
-            inputs = torch.tensor([[token]], device=device)
-    return text, "MAX_TOKENS", len(generated)
+            logits = output.logits[:, -1].float()
+            tokens = []
+            for i, row in enumerate(rows):
+                if row.finish_reason is None and cancelled is not None and cancelled(row.item):
+                    row.finish_reason = "CANCELLED"
+                if row.finish_reason is None:
+                    row.add(_next_token(logits[i], row.options, samplers[i]), tokenizer, end_tokens)
+                    if row.finish_reason is None and row.item in on_text:
+                        on_text[row.item](_settled(row.text, row.options.stop_sequences))
+                tokens.append(row.generated[-1] if row.generated else tokenizer.pad_token_id)
+            if all(row.finish_reason for row in rows):
+                return
+            inputs = torch.tensor(tokens, device=device)[:, None]
+            mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=mask.dtype, device=device)], dim=1)
+            positions = positions[:, -1:] + 1
 
 
 def _settled(text: str, stops: tuple[str, ...]) -> str:

@@ -37,7 +37,12 @@ def render_prompt(tokenizer, messages: list[dict]) -> list[int]:
 
 
 def render_example(tokenizer, messages: list[dict], max_tokens: int) -> TokenizedExample:
-    """Token ids and labels of a training conversation, cut to `max_tokens` if longer."""
+    """Token ids and labels of a training conversation, trimmed to its last `max_tokens` if longer.
+
+    A long example loses its oldest context, never its final answer: the model turns are the
+    only labelled tokens, and an example cut from the right would cost a full step to teach
+    nothing. It is still flagged, and Vertex's truncatedExampleIndices reports it.
+    """
     if not any(message["role"] == "assistant" for message in messages):
         raise ValueError("the example has no 'model' turn to learn from")
     text = _template(tokenizer, messages, add_generation_prompt=False)
@@ -50,8 +55,8 @@ def render_example(tokenizer, messages: list[dict], max_tokens: int) -> Tokenize
     ]
     truncated = len(input_ids) > max_tokens
     return TokenizedExample(
-        input_ids=input_ids[:max_tokens],
-        labels=labels[:max_tokens],
+        input_ids=input_ids[-max_tokens:],
+        labels=labels[-max_tokens:],
         truncated=truncated,
         message_count=sum(message["role"] != "system" for message in messages),
         character_count=sum(len(message["content"]) for message in messages),

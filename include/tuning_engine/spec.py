@@ -10,8 +10,12 @@ from pathlib import Path
 from typing import Protocol
 
 # Gemini 2.x accepts up to 131,072 tokens per example; a 135M model on a CPU cannot use that
-# much, and longer examples are truncated and counted, never dropped.
+# much, and longer examples lose their oldest context (never their answer) and are counted,
+# never dropped.
 DEFAULT_MAX_EXAMPLE_TOKENS = 2048
+# A run also saves a checkpoint this often within an epoch, so a restart of a long epoch loses
+# minutes, not the epoch.
+DEFAULT_CHECKPOINT_INTERVAL_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class TrainingSpec:
     seed: int = 0
     max_example_tokens: int = DEFAULT_MAX_EXAMPLE_TOKENS
     batch_size: int = 8
+    checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,14 @@ class TrainingReporter(Protocol):
 
     def should_stop(self) -> bool:
         """Checked between steps: True cancels the run."""
+
+    def alive(self) -> None:
+        """Called often during the long phases before training (tokenizing, hashing the data):
+        the run is making progress."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: training cannot go on from there."""
 
 
 class DatasetError(ValueError):

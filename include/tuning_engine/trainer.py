@@ -22,7 +22,7 @@ from include.tuning_engine.checkpoints import load_latest_checkpoint, save_check
 from include.tuning_engine.dataset import data_stats, load_examples, steps_per_epoch
 from include.tuning_engine.rendering import IGNORE_INDEX
 from include.tuning_engine.runtime import load_model, load_tokenizer, runtime
-from include.tuning_engine.spec import TrainingReporter, TrainingResult, TrainingSpec
+from include.tuning_engine.spec import TrainingDiverged, TrainingReporter, TrainingResult, TrainingSpec
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +43,19 @@ def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
     adapter_dir = Path(spec.output_dir) / "adapter"
 
     # Data: tokenized once with the model's chat template; bad lines fail here, before any work.
+    log.info("tokenizing the tuning data")
     tokenizer = load_tokenizer(spec.base_model)
-    train_examples = load_examples(spec.training_data, tokenizer, spec.max_example_tokens)
+    train_examples = load_examples(spec.training_data, tokenizer, spec.max_example_tokens, reporter.alive)
     eval_examples = (
-        load_examples(spec.validation_data, tokenizer, spec.max_example_tokens) if spec.validation_data else []
+        load_examples(spec.validation_data, tokenizer, spec.max_example_tokens, reporter.alive)
+        if spec.validation_data else []
     )
     reporter.data_stats(data_stats(train_examples, epoch_count=spec.epoch_count, batch_size=spec.batch_size))
     batches_per_epoch = steps_per_epoch(len(train_examples), spec.batch_size)
     total_steps = spec.epoch_count * batches_per_epoch
 
     # Model: the frozen base with LoRA adapters on its attention projections.
+    log.info("loading the base model")
     torch.manual_seed(spec.seed)
     model = with_lora(load_model(spec.base_model), rank=spec.adapter_size)
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
@@ -60,19 +63,29 @@ def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
     optimizer = torch.optim.AdamW(trainable, lr=peak_lr, weight_decay=0.0)
 
     # Resume from the newest checkpoint of this same run, if any.
-    fingerprint = spec_fingerprint(spec)
-    step, first_epoch = 0, 0
+    log.info("hashing the tuning data")
+    fingerprint = spec_fingerprint(spec, reporter.alive)
+    step, first_epoch, skip_batches = 0, 0, 0
     checkpoint = load_latest_checkpoint(checkpoint_dir, fingerprint)
     if checkpoint is not None:
         set_peft_model_state_dict(model, checkpoint["adapter"])
         optimizer.load_state_dict(checkpoint["optimizer"])
-        step, first_epoch = checkpoint["step"], checkpoint["epoch"]
+        step, first_epoch, skip_batches = checkpoint["step"], checkpoint["epoch"], checkpoint["batches_done"]
         log.info("resumed at epoch %d, step %d", first_epoch, step)
 
+    def checkpoint_now(epochs_done: int, batches_done: int = 0) -> None:
+        save_checkpoint(checkpoint_dir, fingerprint=fingerprint, epoch=epochs_done, step=step,
+                        batches_done=batches_done, adapter_state=get_peft_model_state_dict(model),
+                        optimizer=optimizer)
+
     lengths = [len(example.input_ids) for example in train_examples]
+    last_checkpoint = time.monotonic()
     for epoch in range(first_epoch, spec.epoch_count):
         model.train()
-        for indices in length_grouped_batches(lengths, spec.batch_size, seed=spec.seed, epoch=epoch):
+        batches = length_grouped_batches(lengths, spec.batch_size, seed=spec.seed, epoch=epoch)
+        for batch_number, indices in enumerate(batches, start=1):
+            if epoch == first_epoch and batch_number <= skip_batches:
+                continue  # done before the checkpoint this run resumed from
             if reporter.should_stop():
                 log.info("stopped at step %d of %d", step, total_steps)
                 return TrainingResult(adapter_dir, step, epoch, stopped=True)
@@ -82,6 +95,7 @@ def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
             batch = collate([train_examples[i] for i in indices], tokenizer.pad_token_id, device)
             with runtime().autocast():
                 loss, correct, predictions = label_only_loss(model, batch)
+            loss_value = finite(loss.item(), "training", step + 1, epoch + 1)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)
             optimizer.step()
@@ -91,26 +105,42 @@ def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
             tokens = int(batch["attention_mask"].sum())
             seconds = time.monotonic() - tick
             reporter.metrics(step, {
-                "/train_total_loss": loss.item(),
+                "/train_total_loss": loss_value,
                 "/train_fraction_of_correct_next_step_preds": correct / max(predictions, 1),
                 "/train_num_predictions": float(predictions),
             })
             reporter.progress(step, total_steps, epoch + 1)
-            log.info("step %d/%d loss %.4f | %.0f ms | %.0f tokens/s", step, total_steps, loss.item(),
+            log.info("step %d/%d loss %.4f | %.0f ms | %.0f tokens/s", step, total_steps, loss_value,
                      seconds * 1000, tokens / seconds)
+            if batch_number < len(batches) and time.monotonic() - last_checkpoint >= spec.checkpoint_interval_s:
+                checkpoint_now(epoch, batch_number)
+                last_checkpoint = time.monotonic()
+                log.info("checkpoint at step %d (epoch %d, batch %d)", step, epoch + 1, batch_number)
 
         if eval_examples:
             eval_metrics = evaluate(model, eval_examples, tokenizer.pad_token_id, spec.batch_size, reporter)
             if eval_metrics is None:
                 return TrainingResult(adapter_dir, step, epoch, stopped=True)
+            finite(eval_metrics["/eval_total_loss"], "validation", step, epoch + 1)
             reporter.metrics(step, eval_metrics)
             log.info("epoch %d eval loss %.4f", epoch + 1, eval_metrics["/eval_total_loss"])
-        save_checkpoint(checkpoint_dir, fingerprint=fingerprint, epoch=epoch + 1, step=step,
-                        adapter_state=get_peft_model_state_dict(model), optimizer=optimizer)
+        checkpoint_now(epoch + 1)
+        last_checkpoint = time.monotonic()
 
+    log.info("saving the adapter")
     save_adapter(model, adapter_dir)
     log.info("tuned %d steps in %.0f s; adapter in %s", step, time.monotonic() - started, adapter_dir)
     return TrainingResult(adapter_dir, step, spec.epoch_count, stopped=False)
+
+
+def finite(loss: float, which: str, step: int, epoch: int) -> float:
+    """`loss` if it is a number; TrainingDiverged, which fails the job with a clear reason, if not."""
+    if not math.isfinite(loss):
+        raise TrainingDiverged(
+            f"the {which} loss became {loss} at step {step} (epoch {epoch}): training diverged; "
+            "try a smaller learningRateMultiplier"
+        )
+    return loss
 
 
 def with_lora(model, rank: int):
@@ -135,7 +165,7 @@ def label_only_loss(model, batch: dict):
     where = targets != IGNORE_INDEX
     logits = causal_lm.get_output_embeddings()(hidden[where]).float()
     labels = targets[where]
-    if labels.numel() == 0:  # every answer in the batch was truncated away: nothing to learn
+    if labels.numel() == 0:  # no labelled token left (only with a max_example_tokens of a few tokens)
         return hidden.sum() * 0.0, 0, 0
     loss = F.cross_entropy(logits, labels)
     correct = int((logits.argmax(dim=-1) == labels).sum())

@@ -1,12 +1,19 @@
-"""Load on the local Vertex service while a job trains: 200 concurrent get/list calls and 20
-concurrent generateContent calls, all at once; every one must be answered, none may fail.
+"""Load on the local Vertex service: generation throughput, then the API while a job trains.
+
+Generation: 100 prompts to a tuned endpoint at temperature 0, sent one at a time and then 8 at a
+time (the generation process batches the requests that wait); requests per second of each, the
+ratio (goal: at least 5x), and whether every answer is the same both ways.
+
+While a job trains: 200 concurrent get/list calls and 20 concurrent generateContent calls, all
+at once; every one must be answered, none may fail.
 
 The baseline is the same 200 get/list burst against the same service while it is idle (no
 training, no generation), measured first in the same run; the ratio shows what training and
 generation cost the API's latency. The load comes from aiohttp: httpx's AsyncClient spends about
 ten times longer than the service on 200 concurrent calls here, and would measure itself.
 
-    python tests/benchmarks/bench_service_load.py [--requests 200] [--generations 20] [--rounds 3]
+    python tests/benchmarks/bench_service_load.py [--prompts 100] [--concurrency 8] [--max-tokens 16]
+        [--requests 200] [--generations 20] [--rounds 3]
 
 Each figure pools `--rounds` bursts (a single burst on a shared 2-core machine is noisy).
 """
@@ -72,6 +79,38 @@ async def burst(service, calls_factory) -> list[tuple[float, int]]:
         return await asyncio.gather(*calls_factory(client))
 
 
+async def prompts_at_a_time(service, endpoint: str, prompts: list[str], concurrency: int, max_tokens: int):
+    """Answers to `prompts`, at most `concurrency` in flight; returns (answers, seconds)."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(client, prompt: str) -> str:
+        body = {"contents": [{"role": "user", "parts": [{"text": prompt}]}],
+                "generationConfig": {"temperature": 0, "maxOutputTokens": max_tokens}}
+        async with limit, client.post(f"/v1/{endpoint}:generateContent", json=body) as response:
+            if response.status != 200:
+                raise SystemExit(f"generateContent failed: {response.status} {await response.text()}")
+            return (await response.json())["candidates"][0]["content"]["parts"][0]["text"]
+
+    async with aiohttp.ClientSession(base_url=service.base_url, timeout=aiohttp.ClientTimeout(total=600),
+                                     headers={"Authorization": f"Bearer {service.token}"}) as client:
+        started = time.perf_counter()
+        answers = await asyncio.gather(*(one(client, prompt) for prompt in prompts))
+        return answers, time.perf_counter() - started
+
+
+def generation_throughput(service, endpoint: str, count: int, concurrency: int, max_tokens: int) -> None:
+    labels = ["billing", "technical", "account", "shipping"]
+    prompts = [f"message {i}: my {labels[i % 4]} question" for i in range(count)]
+    alone, alone_s = asyncio.run(prompts_at_a_time(service, endpoint, prompts, 1, max_tokens))
+    together, together_s = asyncio.run(prompts_at_a_time(service, endpoint, prompts, concurrency, max_tokens))
+    same = sum(a == b for a, b in zip(alone, together))
+    print(f"{'generateContent, one at a time':<34} {count / alone_s:.2f} requests/s ({alone_s:.1f} s for {count})")
+    print(f"{f'generateContent, {concurrency} at a time':<34} {count / together_s:.2f} requests/s "
+          f"({together_s:.1f} s for {count})")
+    print(f"{'throughput ratio':<34} {alone_s / together_s:.2f}x (goal >= 5x)")
+    print(f"{'identical answers at temperature 0':<34} {same}/{count}")
+
+
 def report(label: str, results: list[tuple[float, int]]) -> list[float]:
     failed = [status for _, status in results if status != 200]
     latencies = [seconds for seconds, _ in results]
@@ -83,6 +122,9 @@ def report(label: str, results: list[tuple[float, int]]) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=100, help="prompts for the generation throughput")
+    parser.add_argument("--concurrency", type=int, default=8, help="prompts in flight at once (against 1)")
+    parser.add_argument("--max-tokens", type=int, default=16, help="maxOutputTokens of each prompt")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--generations", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3, help="bursts per figure")
@@ -109,11 +151,12 @@ def main() -> None:
                 short = service.wait_for_state(short["name"], {"JOB_STATE_SUCCEEDED"}, timeout_s=300)
                 endpoint = short["tunedModel"]["endpoint"]
                 names = [short["name"]]
-                started = time.perf_counter()  # the API process loads torch and the models on first use
+                started = time.perf_counter()  # the generation process loads torch and the models on first use
                 for target in (endpoint, f"{service.parent}/publishers/google/models/gemini-2.5-flash"):
                     http.post(f"/v1/{target}:generateContent", timeout=300,
                               json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}).raise_for_status()
                 print(f"{'first generateContent calls (warm-up)':<34} {time.perf_counter() - started:.1f} s")
+                generation_throughput(service, endpoint, args.prompts, args.concurrency, args.max_tokens)
 
                 asyncio.run(burst(service, lambda c: get_list_calls(c, service, names, args.requests)))  # warm-up
                 idle = [result for _ in range(args.rounds) for result in

@@ -191,3 +191,42 @@ def get_state_offline(service, job: dict) -> str:
         return store.get(job["name"].rsplit("/", 1)[1]).state
     finally:
         store.close()
+
+
+def test_a_service_stopped_before_training_began_leaves_the_job_to_resume(service):
+    """A stop in a phase without training steps (here: tokenizing a large file) fails nothing,
+    even when it lasts longer than a worker is given to stop, and spends no resume."""
+    job = create(service, service.write_dataset("large.jsonl", chat_rows(8000)))
+    job_id = job["name"].rsplit("/", 1)[1]
+    log = service.data_dir / "jobs" / job_id / "worker.log"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and "tokenizing the tuning data" in log.read_text()):
+        assert time.monotonic() < deadline, f"the worker did not start tokenizing:\n{service.log_tail()}"
+        time.sleep(0.05)
+    assert service.stop() == 0
+
+    from include.local_vertex.store import JobStore
+
+    store = JobStore(service.data_dir / "jobs.sqlite")
+    try:
+        record = store.get(job_id)
+        assert record.state == "JOB_STATE_RUNNING" and record.internal["stoppedCleanly"], record.resource
+    finally:
+        store.close()
+    assert "stopped by a signal" in log.read_text()
+
+    service.start()
+    started_again = log.read_text().count("tokenizing the tuning data") + 1
+    deadline = time.monotonic() + 120
+    while log.read_text().count("tokenizing the tuning data") < started_again:
+        assert get(service, job["name"])["state"] not in ENDED
+        assert time.monotonic() < deadline, f"the job did not start again:\n{service.log_tail()}"
+        time.sleep(0.1)
+    client = service.genai_client()
+    client.tunings.cancel(name=job["name"])
+    assert service.wait_for_state(job["name"], ENDED, timeout_s=60)["state"] == "JOB_STATE_CANCELLED"
+    store = JobStore(service.data_dir / "jobs.sqlite")
+    try:
+        assert store.get(job_id).resume_count == 0  # a clean stop is no crash
+    finally:
+        store.close()

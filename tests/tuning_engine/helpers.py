@@ -28,6 +28,7 @@ class RecordingReporter:
         self.metrics_log: list[tuple[int, dict]] = []
         self.progress_log: list[tuple[int, int, int]] = []
         self.stop_after_step = stop_after_step
+        self.alive_calls = 0
 
     def data_stats(self, stats: dict) -> None:
         self.stats = stats
@@ -40,6 +41,9 @@ class RecordingReporter:
 
     def should_stop(self) -> bool:
         return self.stop_after_step is not None and len(self.progress_log) >= self.stop_after_step
+
+    def alive(self) -> None:
+        self.alive_calls += 1
 
     def series(self, name: str) -> list[float]:
         return [values[name] for _, values in self.metrics_log if name in values]

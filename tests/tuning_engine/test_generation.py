@@ -84,3 +84,33 @@ def test_multi_turn_system_instruction_and_candidates(generator, tiny_model):
 def test_bad_requests_raise_value_error(generator, tiny_model, request_body, message):
     with pytest.raises(ValueError, match=message):
         generator.generate(tiny_model, None, request_body)
+
+
+def test_a_batch_answers_exactly_as_one_request_at_a_time(generator, tiny_model):
+    requests = [ask(text, temperature=0, maxOutputTokens=length)
+                for text, length in [("hello", 6), ("a much longer question than the others", 9), ("yes", 3),
+                                     ("ping", 12)]]
+    requests.append(ask("sampled", temperature=1.0, seed=5, maxOutputTokens=7, candidateCount=2))
+    alone = [generator.generate(tiny_model, None, request) for request in requests]
+    together = generator.generate_batch([(tiny_model, None, request) for request in requests])
+    assert together == alone
+
+
+def test_a_bad_request_in_a_batch_fails_alone(generator, tiny_model):
+    good, bad = ask(temperature=0, maxOutputTokens=4), ask(temperature=5)
+    results = generator.generate_batch([(tiny_model, None, good), (tiny_model, None, bad)])
+    assert results[0] == generator.generate(tiny_model, None, good)
+    assert isinstance(results[1], ValueError) and "temperature" in str(results[1])
+
+
+def test_the_output_limit_is_checked_against_the_context(generator, tiny_model, tiny_tokenizer):
+    prompt = len(render_prompt(tiny_tokenizer, chat_messages(ask())))
+    context = 1024  # the tiny model's max_position_embeddings
+    with pytest.raises(ValueError, match=f"maxOutputTokens is {context}, but the prompt's {prompt} tokens leave"):
+        generator.generate(tiny_model, None, ask(maxOutputTokens=context))
+    long = ask("word " * 200, temperature=0)  # unset maxOutputTokens: what is left of the context, if under 512
+    response = generator.generate(tiny_model, None, long)
+    assert 512 > context - response["usageMetadata"]["promptTokenCount"]  # the case: less than 512 left
+    assert response["usageMetadata"]["totalTokenCount"] <= context
+    with pytest.raises(ValueError, match="candidateCount must be between 1 and 8"):
+        generator.generate(tiny_model, None, ask(candidateCount=9))

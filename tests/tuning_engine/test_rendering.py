@@ -40,9 +40,12 @@ def test_generation_prompt_is_the_training_text_up_to_the_answer(tiny_tokenizer)
     assert example.input_ids[:first_label] == prompt
 
 
-def test_long_examples_are_truncated_and_flagged(tiny_tokenizer):
-    messages = chat_messages(contents_example("word " * 200, "answer"))
+def test_long_examples_lose_their_oldest_context_not_their_answer(tiny_tokenizer):
+    messages = chat_messages(contents_example("word " * 200, "answer", system="Be brief."))
+    full = render_example(tiny_tokenizer, messages, max_tokens=10_000)
     example = render_example(tiny_tokenizer, messages, max_tokens=32)
     assert example.truncated
     assert len(example.input_ids) == len(example.labels) == 32
+    assert example.input_ids == full.input_ids[-32:]
+    assert learned_text(tiny_tokenizer, example) == "answer<|im_end|>"
     assert not render_example(tiny_tokenizer, messages, max_tokens=10_000).truncated

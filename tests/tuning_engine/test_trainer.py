@@ -185,12 +185,69 @@ def test_label_only_loss_equals_the_loss_over_full_logits(tiny_model, tiny_token
     assert correct == int((logits.argmax(-1)[where] == targets[where]).sum())
 
 
-def test_examples_truncated_before_their_answer_are_counted_not_dropped(tiny_model, toy_data, tmp_path):
+def test_long_examples_keep_their_answer_and_are_reported(tiny_model, toy_data, tmp_path):
     reporter = RecordingReporter()
     result = train(toy_spec(tiny_model, toy_data, tmp_path, epoch_count=1, max_example_tokens=4), reporter)
     assert reporter.stats["tuningDatasetExampleCount"] == 48
     assert reporter.stats["totalTruncatedExampleCount"] == 48
     assert reporter.stats["truncatedExampleIndices"][:3] == [1, 2, 3]
     assert not result.stopped and result.steps == 6
-    assert reporter.series("/train_num_predictions") == [0.0] * 6  # nothing left to learn, and no NaN
-    assert reporter.series("/train_total_loss") == [0.0] * 6
+    # the context went, the answers stayed: every step still learns from labelled tokens
+    assert all(count > 0 for count in reporter.series("/train_num_predictions"))
+    assert all(loss > 0 for loss in reporter.series("/train_total_loss"))
+
+
+@pytest.mark.slow
+def test_a_checkpoint_within_an_epoch_resumes_mid_epoch_on_the_same_curve(tiny_model, toy_data, tmp_path, toy_run):
+    _, _, uninterrupted = toy_run
+    # One epoch-long run would lose everything on a restart without time-based checkpoints.
+    spec = toy_spec(tiny_model, toy_data, tmp_path, checkpoint_interval_s=0.0)
+    stopped = train(spec, RecordingReporter(stop_after_step=6 * 2 + 4))  # four batches into epoch 3
+    assert stopped.stopped
+    names = {path.name for path in (tmp_path / "checkpoints").glob("*.pt")}
+    assert names == {"epoch-0001.pt", "epoch-0002.pt", "epoch-0002-batch-000004.pt"}  # older ones superseded
+
+    resumed_reporter = RecordingReporter()
+    resumed = train(spec, resumed_reporter)
+    assert not resumed.stopped and resumed.steps == EPOCHS * 6
+    assert resumed_reporter.progress_log[0][0] == 6 * 2 + 5
+    expected = uninterrupted.series("/train_total_loss")[6 * 2 + 4 :]
+    assert resumed_reporter.series("/train_total_loss") == pytest.approx(expected, rel=1e-4)
+
+
+def test_a_non_finite_loss_fails_the_run_with_a_clear_message(tiny_model, toy_data, tmp_path):
+    from include.tuning_engine.spec import TrainingDiverged
+
+    reporter = RecordingReporter()
+    spec = toy_spec(tiny_model, toy_data, tmp_path, epoch_count=1, learning_rate_multiplier=float("inf"))
+    with pytest.raises(TrainingDiverged, match=r"training loss became nan at step 2 .*learningRateMultiplier"):
+        train(spec, reporter)
+    assert [step for step, _ in reporter.metrics_log] == [1]  # the NaN never reached the reporter
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
+    import pickle
+
+    import torch
+
+    from include.tuning_engine.checkpoints import load_latest_checkpoint
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("a checkpoint ran code",))
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    torch.save({"fingerprint": "f", "epoch": 1, "extra": Payload()}, folder / "epoch-0001.pt")
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        load_latest_checkpoint(folder, "f")
+
+
+def test_tokenizing_and_hashing_report_that_the_run_is_alive(tiny_model, tmp_path):
+    from tests.tuning_engine.helpers import contents_example, write_jsonl
+
+    big = write_jsonl(tmp_path / "big.jsonl", [contents_example(f"question {i}", "yes") for i in range(1024)])
+    reporter = RecordingReporter(stop_after_step=0)
+    train(TrainingSpec(base_model=tiny_model, training_data=big, validation_data=None, output_dir=tmp_path / "out",
+                       epoch_count=1, adapter_size=2, learning_rate_multiplier=1.0), reporter)
+    assert reporter.alive_calls >= 1024 // 256 + 1  # every 256 lines, and for each block hashed

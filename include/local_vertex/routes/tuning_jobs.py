@@ -34,14 +34,15 @@ def router(service: Service) -> APIRouter:
     async def create_tuning_job(project: str, location: str, request: Request):
         job = parse_create_request(await read_request(request, "TuningJob"), location)
         spec = job["supervisedTuningSpec"]
+        pins = {}  # what the job will train on, exactly
         for field in ("trainingDatasetUri", "validationDatasetUri"):
             if field in spec:
                 try:
-                    await run_in_threadpool(check_dataset_uri, spec[field], service.config,
-                                            field=f"supervisedTuningSpec.{field}")
+                    pins[field] = await run_in_threadpool(check_dataset_uri, spec[field], service.config,
+                                                          field=f"supervisedTuningSpec.{field}")
                 except DatasetUriError as exc:
                     raise invalid_argument(str(exc)) from exc
-        record = await run_in_threadpool(_insert_job, store, project, location, job)
+        record = await run_in_threadpool(_insert_job, store, project, location, job, pins)
         service.scheduler.wake()
         log.info("job %s created: %s on %s", record.id, job["baseModel"], spec["trainingDatasetUri"])
         return json_response(public(record))
@@ -94,7 +95,7 @@ def public(record: JobRecord) -> dict:
     return resource
 
 
-def _insert_job(store: JobStore, project: str, location: str, job: dict) -> JobRecord:
+def _insert_job(store: JobStore, project: str, location: str, job: dict, dataset_pins: dict) -> JobRecord:
     job_id = str(10**17 + secrets.randbelow(9 * 10**17))  # numeric, like Vertex's ids
     now = now_rfc3339()
     name = f"projects/{project}/locations/{location}/tuningJobs/{job_id}"
@@ -102,7 +103,7 @@ def _insert_job(store: JobStore, project: str, location: str, job: dict) -> JobR
     job.setdefault("tunedModelDisplayName", f"{canonical_base_model(job['baseModel'])}-tuned-{job_id}")
     resource = {"name": name, **job, "state": "JOB_STATE_QUEUED", "createTime": now, "updateTime": now,
                 "experiment": tensorboard.experiment_path(project, location, job_id)}
-    return store.insert(job_id, project, location, resource)
+    return store.insert(job_id, project, location, resource, internal={"datasetPins": dataset_pins})
 
 
 def _cancel(store: JobStore, job_id: str) -> tuple[JobRecord | None, str | None]:

@@ -1,8 +1,9 @@
-"""Operators for the tuning job calls of the original document: create, get, list, cancel."""
+"""Operators for the tuning job calls of Google's supervised tuning guide: create, get, list, cancel."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,9 @@ ADAPTER_SIZES = {
 }
 
 
+REQUEST_HASH_LABEL = "airflow_request_hash"
+
+
 def dag_run_labels(dag_id: str, run_id: str) -> dict[str, str]:
     """
     Labels naming the DAG run that creates a job: every job of a run carries them.
@@ -39,6 +43,24 @@ def run_labels(context: Context) -> dict[str, str]:
     ti = context["ti"]
     task = ti.task_id if ti.map_index < 0 else f"{ti.task_id}-{ti.map_index}"
     return {**dag_run_labels(ti.dag_id, ti.run_id), "airflow_task_id": label_value(task)}
+
+
+def request_hash(request: dict[str, Any]) -> str:
+    """
+    A short hash of what a create call asks for, as a label value.
+
+    A retry adopts a job only when this matches, so a run cleared after its dataset or its
+    hyperparameters changed starts a new job instead of reusing one trained on the old request.
+    """
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def _text(value: Any) -> str | None:
+    """A templated text field as a string: native rendering turns a display name like "2024" into an int."""
+    if value is None or value == "":
+        return None
+    return str(value)
 
 
 def _optional(value: Any, convert: type, field: str) -> Any:
@@ -69,9 +91,11 @@ class CreateTuningJobOperator(GenAITuningBaseOperator):
     """
     Start a supervised tuning job, or adopt the one this task instance already started.
 
-    The job carries labels naming the DAG, the run and the task (not the try), so a retried task
-    lists jobs with those labels and reuses one that is queued, running or succeeded instead of
-    paying for a second job. Pushes ``tuning_job_name`` and the link to the job; returns the job.
+    The job carries labels naming the DAG, the run and the task (not the try) and a hash of the
+    request, so a retried task lists jobs with those labels and reuses one that is queued,
+    running or succeeded instead of paying for a second job; a changed request (new dataset,
+    other hyperparameters) does not match and gets a new job. Pushes ``tuning_job_name`` and
+    the link to the job; returns the job.
 
     :param base_model: Model to tune, e.g. ``gemini-2.0-flash-001``. (templated)
     :param training_dataset_uri: Cloud Storage URI of the training JSONL. (templated)
@@ -127,20 +151,12 @@ class CreateTuningJobOperator(GenAITuningBaseOperator):
         self.reuse_existing_job = reuse_existing_job
 
     def execute(self, context: Context) -> dict[str, Any]:
-        own_labels = run_labels(context)
+        request = self._request()
+        own_labels = {**run_labels(context), REQUEST_HASH_LABEL: request_hash(request)}
         job = self._job_already_started(own_labels) if self.reuse_existing_job else None
         if job is None:
-            job = self.hook.create_tuning_job(
-                base_model=self.base_model,
-                training_dataset_uri=self.training_dataset_uri,
-                validation_dataset_uri=self.validation_dataset_uri or None,
-                tuned_model_display_name=self.tuned_model_display_name or None,
-                description=self.description or None,
-                epoch_count=_optional(self.epoch_count, int, "epoch_count"),
-                adapter_size=adapter_size_name(self.adapter_size),
-                learning_rate_multiplier=_optional(self.learning_rate_multiplier, float, "learning_rate_multiplier"),
-                labels={**(self.labels or {}), **own_labels},
-            )
+            extra_labels = {str(key): str(value) for key, value in (self.labels or {}).items()}
+            job = self.hook.create_tuning_job(**request, labels={**extra_labels, **own_labels})
             self.log.info("Created tuning job %s (%s)", job.name, job_state(job))
         url = self.hook.job_url(job.name)
         self.log.info("Tuning job: %s", url)
@@ -148,7 +164,25 @@ class CreateTuningJobOperator(GenAITuningBaseOperator):
         TuningJobLink.persist(context, url)
         return job_to_dict(job)
 
+    def _request(self) -> dict[str, Any]:
+        """The create call's arguments, typed: strings stay strings, numbers are checked."""
+        base_model = _text(self.base_model)
+        training_dataset_uri = _text(self.training_dataset_uri)
+        if not base_model or not training_dataset_uri:
+            raise ValueError("base_model and training_dataset_uri are required")
+        return {
+            "base_model": base_model,
+            "training_dataset_uri": training_dataset_uri,
+            "validation_dataset_uri": _text(self.validation_dataset_uri),
+            "tuned_model_display_name": _text(self.tuned_model_display_name),
+            "description": _text(self.description),
+            "epoch_count": _optional(self.epoch_count, int, "epoch_count"),
+            "adapter_size": adapter_size_name(self.adapter_size),
+            "learning_rate_multiplier": _optional(self.learning_rate_multiplier, float, "learning_rate_multiplier"),
+        }
+
     def _job_already_started(self, own_labels: dict[str, str]) -> Any:
+        """A live or succeeded job of this task instance made from the same request (same hash label)."""
         for job in self.hook.find_tuning_jobs_by_labels(own_labels):
             state = job_state(job)
             if state not in ENDED_UNSUCCESSFULLY and state != "JOB_STATE_CANCELLING":

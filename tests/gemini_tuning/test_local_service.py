@@ -137,7 +137,7 @@ def test_a_retried_create_reuses_the_first_job(datasets):
     first, context = create_job(datasets, epoch_count=None)  # unset: the service's recommendation
     try:
         context["ti"].try_number = 2
-        second, _ = create_job(datasets, context=context)
+        second, _ = create_job(datasets, context=context, epoch_count=None)  # the same request
         assert second["name"] == first["name"]
         assert [job.name for job in hook.find_tuning_jobs_by_labels(run_labels(context))] == [first["name"]]
         listed = ListTuningJobsOperator(
@@ -153,7 +153,7 @@ def test_a_retried_create_reuses_the_first_job(datasets):
 
     # A cancelled job is not adopted: the next try starts a new one.
     context["ti"].try_number = 3
-    third, _ = create_job(datasets, context=context)
+    third, _ = create_job(datasets, context=context, epoch_count=None)
     assert third["name"] != first["name"]
     hook.cancel_tuning_job(third["name"])
     assert len(hook.find_tuning_jobs_by_labels(run_labels(context))) == 2

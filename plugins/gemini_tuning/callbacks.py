@@ -25,13 +25,13 @@ def cancel_jobs_of_run(dag_id: str, run_id: str, region: str | None = None, gcp_
     this works whichever task failed and however many jobs an epoch sweep started.
     """
     from gemini_tuning.hooks.tuning import GenAITuningHook
-    from gemini_tuning.jobs import DEFAULT_CONN_ID, ENDED, job_state
+    from gemini_tuning.jobs import CANCELLING, DEFAULT_CONN_ID, ENDED, job_state
     from gemini_tuning.operators.tuning_job import dag_run_labels
 
     hook = GenAITuningHook(gcp_conn_id=gcp_conn_id or DEFAULT_CONN_ID, location=region or None)
     cancelled = []
     for job in hook.find_tuning_jobs_by_labels(dag_run_labels(dag_id, run_id)):
-        if job_state(job) in ENDED or job_state(job) == "JOB_STATE_CANCELLING":
+        if job_state(job) in ENDED or job_state(job) == CANCELLING:
             continue
         log.warning("Run %s failed: cancelling its tuning job %s (%s)", run_id, job.name, job_state(job))
         hook.cancel_tuning_job(job.name)

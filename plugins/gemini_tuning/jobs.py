@@ -30,6 +30,7 @@ TUNING_METRICS = TRAIN_METRICS + EVAL_METRICS
 
 # Vertex's job states that end a job; the others (QUEUED, PENDING, RUNNING, CANCELLING) are in flight.
 SUCCEEDED = "JOB_STATE_SUCCEEDED"
+CANCELLING = "JOB_STATE_CANCELLING"  # asked to stop: neither worth adopting nor cancelling again
 ENDED_UNSUCCESSFULLY = frozenset({"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"})
 ENDED = ENDED_UNSUCCESSFULLY | {SUCCEEDED}
 

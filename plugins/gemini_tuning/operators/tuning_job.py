@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from gemini_tuning.jobs import ENDED, ENDED_UNSUCCESSFULLY, job_state, job_to_dict, label_value
+from gemini_tuning.jobs import CANCELLING, ENDED, ENDED_UNSUCCESSFULLY, job_state, job_to_dict, label_value
 from gemini_tuning.links.tuning_job import TuningJobLink
 from gemini_tuning.operators.base import GenAITuningBaseOperator
 
@@ -185,7 +185,7 @@ class CreateTuningJobOperator(GenAITuningBaseOperator):
         """A live or succeeded job of this task instance made from the same request (same hash label)."""
         for job in self.hook.find_tuning_jobs_by_labels(own_labels):
             state = job_state(job)
-            if state not in ENDED_UNSUCCESSFULLY and state != "JOB_STATE_CANCELLING":
+            if state not in ENDED_UNSUCCESSFULLY and state != CANCELLING:
                 self.log.info("Reusing tuning job %s (%s) started by an earlier try", job.name, state)
                 return job
             self.log.info("Not reusing tuning job %s: it ended %s", job.name, state)

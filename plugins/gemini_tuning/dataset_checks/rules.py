@@ -66,6 +66,7 @@ RULES = _rules(
     Rule("non_text_parts_vertex", W, "parts other than text: accepted by Vertex AI, not by the local backend"),
     Rule("example_tokens", E, f"an example may have at most {MAX_TOKENS_PER_EXAMPLE:,} tokens"),
     Rule("file_size", E, f"a dataset file may be at most {MAX_FILE_BYTES:,} bytes"),
+    Rule("no_examples", E, "a dataset file needs at least one example (it is empty or has only blank lines)"),
     Rule("example_count", E, f"a dataset may have at most {MAX_EXAMPLES:,} examples"),
     Rule("validation_count", E, f"a validation set may have at most {MAX_VALIDATION_EXAMPLES:,} examples"),
     Rule("duplicates", W, "exact duplicate examples"),

@@ -149,6 +149,7 @@ def _expectations(table: FeatureTable, batches: Batches, role: str, options: Sui
         tagged("empty_text", gxe.ExpectColumnValuesToBeInSet(column="empty_texts", value_set=[0])),
         tagged(non_text_rule, gxe.ExpectColumnValuesToBeInSet(column="non_text_parts", value_set=[0])),
         tagged("example_tokens", gxe.ExpectColumnValuesToBeBetween(column="tokens", max_value=MAX_TOKENS_PER_EXAMPLE)),
+        tagged("no_examples", gxe.ExpectTableRowCountToBeBetween(min_value=1)),
         tagged("example_count", gxe.ExpectTableRowCountToBeBetween(max_value=MAX_EXAMPLES)),
         tagged("duplicates", gxe.ExpectColumnValuesToBeInSet(column="duplicate_of", value_set=[0])),
     ]

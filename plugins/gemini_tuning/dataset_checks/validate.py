@@ -15,6 +15,7 @@ from gemini_tuning.dataset_checks.features import FeatureTable, extract_features
 from gemini_tuning.dataset_checks.report import FileSummary, Finding, ValidationReport
 from gemini_tuning.dataset_checks.rules import MIN_EXAMPLES_FOR_TASK, RULES, Backend
 from gemini_tuning.dataset_checks.source import readable_file, write_file
+from gemini_tuning.dataset_checks.upload import file_sha256
 
 TASKS = tuple(MIN_EXAMPLES_FOR_TASK)
 CLASSES_SHOWN = 50
@@ -52,10 +53,12 @@ def validate_dataset(
     preload.start()
     inputs = {"training": training, "validation": validation}
     tables: dict[str, FeatureTable] = {}
+    hashes: dict[str, str] = {}
     for role, uri in inputs.items():
         if uri is None:
             continue
         with readable_file(str(uri), gcp_conn_id=gcp_conn_id) as path:
+            hashes[role] = file_sha256(path)  # the upload checks it stores exactly these bytes
             tables[role] = extract_features(
                 path,
                 with_label=task == "classification",
@@ -67,7 +70,7 @@ def validate_dataset(
     findings, raw_results = run_suite(tables, options)
     findings += [_bom_finding(role, table) for role, table in tables.items() if table.has_bom]
     report = ValidationReport(
-        files=[_summary(role, table, task) for role, table in tables.items()],
+        files=[_summary(role, table, task, hashes[role]) for role, table in tables.items()],
         findings=findings,
         backend=options.backend.value,
         task=task,
@@ -89,7 +92,7 @@ def _bom_finding(role: str, table: FeatureTable) -> Finding:
                    details=["Vertex AI may not read it; save the file as UTF-8 without BOM"])  # fmt: skip
 
 
-def _summary(role: str, table: FeatureTable, task: str | None) -> FileSummary:
+def _summary(role: str, table: FeatureTable, task: str | None, sha256: str) -> FileSummary:
     frame = table.frame
     examples = frame[frame["parsed"]]
     tokens = examples["tokens"]
@@ -115,4 +118,5 @@ def _summary(role: str, table: FeatureTable, task: str | None) -> FileSummary:
         crlf_lines=table.crlf_lines,
         class_count=class_count,
         classes=classes,
+        sha256=sha256,
     )

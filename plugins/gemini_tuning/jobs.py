@@ -54,6 +54,15 @@ def job_to_dict(job: TuningJob) -> dict[str, Any]:
     return job.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"sdk_http_response"})
 
 
+SUMMARY_FIELDS = ("name", "state", "tunedModelDisplayName", "baseModel", "createTime", "endTime", "labels")
+
+
+def job_summary(job: TuningJob) -> dict[str, Any]:
+    """The few fields of a job a listing needs (camelCase, as in the resource)."""
+    resource = job_to_dict(job)
+    return {field: resource[field] for field in SUMMARY_FIELDS if field in resource}
+
+
 def label_value(text: str) -> str:
     """Make ``text`` a valid Vertex label value: lowercase letters, digits, ``_`` and ``-``, at most 63."""
     return _LABEL_VALUE_INVALID.sub("-", text.lower())[:63]

@@ -345,3 +345,16 @@ def test_the_archive_is_written_when_the_smoke_test_never_got_to_write(tmp_path)
     written = _archive(tmp_path, smoke_test_results_uri=(tmp_path / "a" / "b" / "smoke_test.json").as_uri())
     assert sorted(written) == ["curves.png", "metrics.csv", "metrics.parquet", "summary.json"]
     assert json.loads((tmp_path / "a" / "b" / "summary.json").read_text())["smoke_test"] is None
+
+
+def test_list_returns_short_summaries_and_is_bounded():
+    from gemini_tuning.operators.tuning_job import ListTuningJobsOperator
+
+    jobs = [types.TuningJob(name=f"j{i}", state="JOB_STATE_SUCCEEDED", base_model="m",
+                            tuning_data_stats=types.TuningDataStats(supervised_tuning_data_stats=types.SupervisedTuningDataStats(
+                                tuning_dataset_example_count=500))) for i in range(3)]
+    with mock.patch.object(ListTuningJobsOperator, "hook") as hook:
+        hook.list_tuning_jobs.return_value = jobs
+        listed = ListTuningJobsOperator(task_id="list", max_jobs=3).execute(task_context())
+    assert hook.list_tuning_jobs.call_args.kwargs["max_jobs"] == 3
+    assert listed[0] == {"name": "j0", "state": "JOB_STATE_SUCCEEDED", "baseModel": "m"}  # no data stats

@@ -7,7 +7,15 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from gemini_tuning.jobs import CANCELLING, ENDED, ENDED_UNSUCCESSFULLY, job_state, job_to_dict, label_value
+from gemini_tuning.jobs import (
+    CANCELLING,
+    ENDED,
+    ENDED_UNSUCCESSFULLY,
+    job_state,
+    job_summary,
+    job_to_dict,
+    label_value,
+)
 from gemini_tuning.links.tuning_job import TuningJobLink
 from gemini_tuning.operators.base import GenAITuningBaseOperator
 
@@ -219,25 +227,33 @@ class GetTuningJobOperator(_OneJobOperator):
 
 class ListTuningJobsOperator(GenAITuningBaseOperator):
     """
-    List the tuning jobs of the project and location; returns their resources.
+    List the tuning jobs of the project and location, page by page and at most ``max_jobs``.
+
+    Returns one short summary per job (name, state, display name, base model, times, labels), so
+    the XCom stays small however many jobs the project holds; get a job for its full resource.
 
     :param filter: Optional standard list filter, e.g. ``labels.airflow_dag_id="gemini_tuning"``. (templated)
-    :param page_size: Optional page size of each list call (all pages are read).
+    :param page_size: Optional page size of each list call.
+    :param max_jobs: Most jobs read and returned.
     """
 
     template_fields: Sequence[str] = (*GenAITuningBaseOperator.connection_fields, "filter")
 
-    def __init__(self, *, filter: str | None = None, page_size: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, filter: str | None = None, page_size: int | None = None, max_jobs: int = 100, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.filter = filter
         self.page_size = page_size
+        self.max_jobs = max_jobs
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        jobs = self.hook.list_tuning_jobs(filter=self.filter or None, page_size=self.page_size)
+        jobs = self.hook.list_tuning_jobs(filter=self.filter or None, page_size=self.page_size, max_jobs=self.max_jobs)
         for job in jobs:
             self.log.info("%s  %s  %s", job.name, job_state(job), job.tuned_model_display_name or "")
-        self.log.info("%d tuning job(s)", len(jobs))
-        return [job_to_dict(job) for job in jobs]
+        more = " (the first ones: raise max_jobs or narrow the filter for more)" if len(jobs) == self.max_jobs else ""
+        self.log.info("%d tuning job(s)%s", len(jobs), more)
+        return [job_summary(job) for job in jobs]
 
 
 class CancelTuningJobOperator(_OneJobOperator):

@@ -33,6 +33,11 @@ def test_validate_returns_a_serialisable_report_with_warnings(write, tmp_path):
     assert result["files"][0]["examples"] == 3
     assert result["html_path"] == str(tmp_path / "report" / "report.html")
     assert (tmp_path / "report" / "report.html").read_text().count("duplicates") >= 1
+    # great-expectations' own Data Docs, one page per validated batch, rendered by GE
+    docs = {page.name: page.read_text() for page in (tmp_path / "report" / "data_docs").glob("*.html")}
+    assert set(docs) == {"training_lines.html", "training_examples.html"}
+    assert "Data documentation compiled by Great Expectations" in docs["training_examples.html"]
+    assert "tuning_dataset_training_examples" in docs["training_examples.html"]
 
 
 def test_validate_fails_on_an_invalid_file_and_pushes_the_report(write):

@@ -39,11 +39,12 @@ def validate_dataset(
     :param task: classification, summarization, extractive_qa or chat: enables the task's checks.
     :param backend: "vertex" or "local": the local backend refuses non-text parts.
     :param tokenizer: a tokenizer folder to count tokens with (the local model's); default: estimate.
-    :param report_dir: write report.html (and GE's raw results) there: a path, file:// or gs:// URI.
+    :param report_dir: write report.html, GE's raw results and GE's Data Docs (data_docs/<role>_<batch>.html)
+        there: a path, file:// or gs:// URI.
     :param gcp_conn_id: the Airflow connection for gs:// inputs and report_dir.
     :param workers: processes for the streaming pass (default: automatic).
     """
-    from gemini_tuning.dataset_checks.suite import SuiteOptions, run_suite
+    from gemini_tuning.dataset_checks.suite import SuiteOptions, data_docs, run_suite
 
     if task is not None and task not in TASKS:
         raise ValueError(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
@@ -67,7 +68,7 @@ def validate_dataset(
             )
             tables[role].path = str(uri)
     preload.join()
-    findings, raw_results = run_suite(tables, options)
+    findings, results = run_suite(tables, options)
     findings += [_bom_finding(role, table) for role, table in tables.items() if table.has_bom]
     report = ValidationReport(
         files=[_summary(role, table, task, hashes[role]) for role, table in tables.items()],
@@ -77,8 +78,10 @@ def validate_dataset(
     )
     if report_dir:
         folder = str(report_dir).rstrip("/")
-        raw = json.dumps(raw_results, indent=1, default=str)
+        raw = json.dumps({name: r.describe_dict() for name, r in results.items()}, indent=1, default=str)
         write_file(f"{folder}/expectation_results.json", raw, content_type="application/json", gcp_conn_id=gcp_conn_id)
+        for name, page in data_docs(results).items():
+            write_file(f"{folder}/data_docs/{name}.html", page, content_type="text/html", gcp_conn_id=gcp_conn_id)
         report.html_path = write_file(
             f"{folder}/report.html", report.html(), content_type="text/html", gcp_conn_id=gcp_conn_id
         )

@@ -82,11 +82,16 @@ def test_killing_a_mapped_wait_and_marking_the_run_failed_cancel_the_jobs(airflo
     the trigger's on_kill; marking the whole run failed (no failure callback runs) cancels the rest."""
     conf = {**SMALL_RUN, "epoch_sweep": [60, 61], "tuned_model_display_name": "kill-test"}  # long: never finishes
     run_id = airflow.trigger(DAG_ID, conf)
+    # The trigger's own log shows its first poll: from then on it runs in the triggerer, so a kill
+    # reaches its on_kill (a task marked failed before the triggerer picked it up has no trigger).
+    trigger_logs = airflow.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / "task_id=wait_for_tuning_job"
     with airflow.client() as client:
         deadline = time.monotonic() + 600
-        while _task_state(client, run_id, "wait_for_tuning_job", 0) != "deferred":
-            assert time.monotonic() < deadline, f"wait_for_tuning_job[0] never deferred: see {airflow.home}"
+        while not any("JOB_STATE_" in log.read_text(errors="replace")
+                      for log in trigger_logs.glob("map_index=0/*.trigger.*.log")):
+            assert time.monotonic() < deadline, f"wait_for_tuning_job[0] never polled in the triggerer: see {airflow.home}"
             time.sleep(3)
+        assert _task_state(client, run_id, "wait_for_tuning_job", 0) == "deferred"
         first, second = _created_job(client, run_id, 0), _created_job(client, run_id, 1)
         client.patch(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/wait_for_tuning_job/0",
                      json={"new_state": "failed"}).raise_for_status()

@@ -11,6 +11,9 @@ with the checks around it that a scheduled job needs:
 3. **recommend_config**: picks the epochs and checks the example count for the task type (Google's
    table: classification 500+, summarization 1000+, extractive QA 500+, chat 1000+, 2 to 4 epochs).
    Too few examples ends the run on **not_enough_data**, unless *Allow a small dataset* is on.
+   It also estimates the cost (billable tokens times epochs, at the dated price table's rate) and,
+   on the local backend, the training time; above *Max cost (USD)* the run stops here, before any
+   job is created.
 4. **create_tuning_job** and **wait_for_tuning_job**: one job per epoch count (several with an
    *epoch sweep*), created once per run (a retry reuses it) and watched by the triggerer, so no
    worker slot is held while it trains. **choose_champion** keeps the lowest validation loss.
@@ -19,6 +22,10 @@ with the checks around it that a scheduled job needs:
 6. **archive_metrics**: loss and accuracy curves, the metrics as Parquet and CSV, and a summary.
 7. **publish_tuned_model**: an Asset event (`gemini_tuned_model`) with the endpoint and metrics,
    for the pipelines that use the model.
+
+The smoke-test prompts are loaded by **resolve_inputs**, first: a prompts file that cannot be read
+fails the run before anything is paid for. The run as a whole times out after 30 hours (the wait
+for a job gives up after 24), and the epoch sweep holds at most 8 entries.
 
 The run also starts by itself when the `gemini_tuning_training_data` Asset gets an event (a new
 training file landed; put its URI in the event's extra as `training_dataset`). The backend is
@@ -36,15 +43,22 @@ from gemini_tuning.callbacks import cancel_tuning_jobs_of_run
 from gemini_tuning.models import ADAPTER_SIZES, DEFAULT_BASE_MODEL, SUGGESTED_BASE_MODELS
 from gemini_tuning.operators.archive_metrics import ArchiveTuningMetricsOperator
 from gemini_tuning.operators.dataset import UploadTuningDatasetOperator, ValidateTuningDatasetOperator
-from gemini_tuning.operators.smoke_test import SmokeTestOperator
+from gemini_tuning.operators.smoke_test import DEFAULT_CONCURRENCY, SmokeTestOperator
 from gemini_tuning.operators.tuning_job import CreateTuningJobOperator
+from gemini_tuning.recommendations import MINIMUM_EXAMPLES
 from gemini_tuning.sensors.tuning_job import TuningJobSensor
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = "include/sample_data/classification"
 TRAINING_DATA = Asset(name="gemini_tuning_training_data")
 TUNED_MODEL = Asset(name="gemini_tuned_model")
-TASK_TYPES = ["classification", "summarization", "extractive_qa", "chat"]
+# A sweep starts one paid job per entry: bounded.
+MAX_SWEEP = 8
+# The wait for one job gives up after 24 hours; the run as a whole after 30 (data checks, the
+# queue, the smoke test and the archive included).
+JOB_TIMEOUT = pendulum.duration(hours=24)
+RUN_TIMEOUT = pendulum.duration(hours=30)
+DATA, MODEL, SMOKE_TEST, GUARDS = "Data", "Model and hyperparameters", "Smoke test", "Guards"
 
 # Where datasets are uploaded and runs archived: Airflow Variables (or AIRFLOW_VAR_* environment
 # variables), read when a task runs, with defaults that suit the local backend.
@@ -53,72 +67,88 @@ ARCHIVE_ROOT = "{{ var.value.get('gemini_tuning_archive_uri', 'file://" + str(PR
 ARCHIVE_PREFIX = ARCHIVE_ROOT + "/{{ dag.dag_id }}/{{ run_id | replace(':', '-') | replace('+', '-') }}"
 BACKEND = "{{ var.value.get('gemini_tuning_backend', 'local') }}"
 TOKENIZER = "{{ var.value.get('gemini_tuning_tokenizer', '') }}"
+SMOKE_TEST_RESULTS = ARCHIVE_PREFIX + "/smoke_test.json"
 
 PARAMS = {
     "tuned_model_display_name": Param(
         "support-ticket-router", type="string", minLength=1, maxLength=128, title="Tuned model name",
-        description="Display name of the tuned model (up to 128 characters).",
+        description="Display name of the tuned model (up to 128 characters).", section=MODEL,
     ),
     "base_model": Param(
         DEFAULT_BASE_MODEL, type="string", minLength=1, examples=list(SUGGESTED_BASE_MODELS), title="Base model",
         description="The Gemini model to tune: one of the suggestions (the models that support "
-        "supervised tuning) or any other model name.",
+        "supervised tuning) or any other model name.", section=MODEL,
     ),
     "region": Param(
         None, type=["null", "string"], title="Region",
         description="Where the tuning job runs and the tuned model is deployed, e.g. us-central1. "
-        "Leave empty for the connection's region.",
+        "Leave empty for the connection's region.", section=MODEL,
     ),
     "training_dataset": Param(
         f"{SAMPLE_DATA}/train.jsonl", type="string", minLength=1, title="Training dataset",
         description="JSONL file: a path (relative to the project), file:// or gs:// URI. "
-        "Aim for 100 to 500 examples at least.",
+        "Aim for 100 to 500 examples at least.", section=DATA,
     ),
     "validation_dataset": Param(
         f"{SAMPLE_DATA}/validation.jsonl", type=["null", "string"], title="Validation dataset",
         description="Optional JSONL file for validation metrics during training (at most 5,000 examples).",
+        section=DATA,
     ),
     "task_type": Param(
-        "classification", type="string", enum=TASK_TYPES, title="Task type",
-        description="Chooses the recommended configuration: minimum examples and epochs.",
+        "classification", type="string", enum=list(MINIMUM_EXAMPLES), title="Task type",
+        description="Chooses the recommended configuration: minimum examples and epochs.", section=DATA,
     ),
     "epoch_count": Param(
         None, type=["null", "integer"], minimum=1, maximum=100, title="Epochs",
-        description="Passes over the training data. Leave empty for the recommended value.",
+        description="Passes over the training data. Leave empty for the recommended value.", section=MODEL,
     ),
     "epoch_sweep": Param(
-        [], type="array", items={"type": "integer", "minimum": 1, "maximum": 100}, title="Epoch sweep",
-        description="Optional: tune once per epoch count listed, keep the lowest validation loss.",
+        [], type="array", items={"type": "integer", "minimum": 1, "maximum": 100}, maxItems=MAX_SWEEP,
+        title="Epoch sweep",
+        description=f"Optional: tune once per epoch count listed (at most {MAX_SWEEP}), keep the lowest "
+        "validation loss. Each entry is a paid job.", section=MODEL,
     ),
     "adapter_size": Param(
         None, type=["null", "string"], enum=[None, *ADAPTER_SIZES], title="Adapter size",
         description="LoRA adapter size. Leave empty for the recommended value. "
-        "Gemini 2.5 Pro takes up to EIGHT, the other models up to SIXTEEN.",
+        "Gemini 2.5 Pro takes up to EIGHT, the other models up to SIXTEEN.", section=MODEL,
     ),
     "learning_rate_multiplier": Param(
         None, type=["null", "number"], exclusiveMinimum=0, maximum=10, title="Learning-rate multiplier",
-        description="Multiplies the recommended learning rate. Leave empty for 1.0.",
+        description="Multiplies the recommended learning rate. Leave empty for 1.0.", section=MODEL,
     ),
     "allow_small_dataset": Param(
         False, type="boolean", title="Allow a small dataset",
-        description="Tune even when there are fewer examples than recommended for the task type.",
+        description="Tune even when there are fewer examples than recommended for the task type.", section=GUARDS,
     ),
     "smoke_test_prompts": Param(
         f"{SAMPLE_DATA}/heldout.jsonl", type=["null", "string"], title="Smoke-test prompts",
         description="JSONL of held-out examples (prompt and expected answer). Empty: sample the validation set.",
+        section=SMOKE_TEST,
     ),
     "smoke_test_count": Param(
         50, type="integer", minimum=1, maximum=1000, title="Smoke-test prompts to run",
-        description="How many prompts the smoke test sends to the tuned and base models.",
+        description="How many prompts the smoke test sends to the tuned and base models.", section=SMOKE_TEST,
     ),
-    "temperature": Param(0.0, type="number", minimum=0, maximum=2, title="Temperature",
+    "smoke_test_concurrency": Param(
+        DEFAULT_CONCURRENCY, type="integer", minimum=1, maximum=64, title="Smoke-test concurrency",
+        description="Prompts in flight at once (tuned and base model together).", section=SMOKE_TEST,
+    ),
+    "temperature": Param(0.0, type="number", minimum=0, maximum=2, title="Temperature", section=SMOKE_TEST,
                          description="0 is greedy decoding: the same answer every time."),
-    "top_p": Param(0.95, type="number", minimum=0, maximum=1, title="Top-p"),
-    "top_k": Param(40, type="integer", minimum=1, maximum=100, title="Top-k"),
-    "max_output_tokens": Param(16, type="integer", minimum=1, maximum=8192, title="Max output tokens"),
+    "top_p": Param(0.95, type="number", minimum=0, maximum=1, title="Top-p", section=SMOKE_TEST),
+    "top_k": Param(40, type="integer", minimum=1, maximum=100, title="Top-k", section=SMOKE_TEST),
+    "max_output_tokens": Param(16, type="integer", minimum=1, maximum=8192, title="Max output tokens",
+                               section=SMOKE_TEST),
     "require_better_than_base": Param(
         True, type="boolean", title="Quality gate",
         description="Fail the run when the tuned model scores below the base model on the smoke test.",
+        section=GUARDS,
+    ),
+    "max_cost_usd": Param(
+        None, type=["null", "number"], minimum=0, title="Max cost (USD)",
+        description="Stop before creating any job when the estimated tuning cost is above this. "
+        "Empty: no limit (the estimate is still logged).", section=GUARDS,
     ),
 }
 
@@ -137,30 +167,43 @@ def _job_name(job: dict) -> str:
     default_args={"owner": "ml-platform", "retries": 2, "retry_delay": pendulum.duration(seconds=30)},
     params=PARAMS,
     max_active_runs=1,
+    dagrun_timeout=RUN_TIMEOUT,
     render_template_as_native_obj=True,
     on_failure_callback=cancel_tuning_jobs_of_run,
 )
 def gemini_supervised_tuning():
-    @task
+    @task(multiple_outputs=True)
     def resolve_inputs(params=None, triggering_asset_events=None) -> dict:
-        """The files of this run: from the triggering Asset event if any, else from the form.
+        """The files of this run, from the triggering Asset event if any, else from the form; prompts checked.
 
-        Relative paths are relative to the project, so the sample data works from any folder.
+        Relative paths are relative to the project, so the sample data works from any folder. The
+        smoke-test prompts are loaded here, before any job is paid for; a bad file fails for good.
         """
+        from airflow.sdk.exceptions import AirflowFailException
+        from gemini_tuning.dataset_checks.source import DatasetInputError
+        from gemini_tuning.prompts import load_smoke_prompts
+
         files = {key: params[key] for key in ("training_dataset", "validation_dataset", "smoke_test_prompts")}
         for event in (triggering_asset_events or {}).get(TRAINING_DATA, []):
             files.update({key: event.extra[key] for key in files if event.extra.get(key)})
         for key, value in files.items():
             if value and "://" not in value and not Path(value).is_absolute():
                 files[key] = str(PROJECT_ROOT / value)
+        try:
+            prompts = load_smoke_prompts(
+                prompts_file=files["smoke_test_prompts"], validation_dataset_uri=files["validation_dataset"]
+            )
+        except (ValueError, DatasetInputError) as error:
+            raise AirflowFailException(f"Smoke-test prompts unusable, nothing was started: {error}") from None
+        print(f"smoke test: {len(prompts)} prompt(s) available")
         return files
 
     inputs = resolve_inputs()
 
     validate = ValidateTuningDatasetOperator(
         task_id="validate_dataset",
-        training_dataset="{{ ti.xcom_pull(task_ids='resolve_inputs')['training_dataset'] }}",
-        validation_dataset="{{ ti.xcom_pull(task_ids='resolve_inputs')['validation_dataset'] }}",
+        training_dataset=inputs["training_dataset"],
+        validation_dataset=inputs["validation_dataset"],
         tuning_task="{{ params.task_type }}",
         backend=BACKEND,
         tokenizer=TOKENIZER,
@@ -169,15 +212,18 @@ def gemini_supervised_tuning():
     )
     upload = UploadTuningDatasetOperator(
         task_id="upload_dataset",
-        training_dataset="{{ ti.xcom_pull(task_ids='resolve_inputs')['training_dataset'] }}",
-        validation_dataset="{{ ti.xcom_pull(task_ids='resolve_inputs')['validation_dataset'] }}",
+        training_dataset=inputs["training_dataset"],
+        validation_dataset=inputs["validation_dataset"],
         validation_report=validate.output,
         destination=DATASET_DESTINATION,
+        multiple_outputs=True,
     )
 
     @task.branch
-    def recommend_config(report: dict, params=None, ti=None) -> str:
-        """Google's recommended configuration for the task type; branches on whether to tune."""
+    def recommend_config(report: dict, backend: str, price_table: str, params=None, ti=None) -> str:
+        """Google's recommended configuration and the cost estimate; branches on whether to tune."""
+        from airflow.sdk.exceptions import AirflowFailException
+        from gemini_tuning.estimate import estimate, load_price_table, over_budget
         from gemini_tuning.recommendations import recommend
 
         training = next(f for f in report["files"] if f["role"] == "training")
@@ -194,27 +240,42 @@ def gemini_supervised_tuning():
         )
         for reason in recommendation.reasons:
             print(f"recommendation: {reason}")
-        ti.xcom_push(key="recommendation", value=recommendation.to_dict())
+        cost = estimate(
+            base_model=str(params["base_model"]),
+            backend=backend,
+            training_tokens=training["total_tokens"],
+            epoch_counts=recommendation.epoch_counts,
+            tokens_counted=training["tokens_counted"],
+            price_table=load_price_table(price_table),
+        )
+        print(cost.describe())
+        ti.xcom_push(key="recommendation", value={**recommendation.to_dict(), "estimate": cost.to_dict()})
+        if recommendation.proceed and (stop := over_budget(cost, params["max_cost_usd"])):
+            raise AirflowFailException(f"Nothing was started: {stop}")
         return "tuning_configs" if recommendation.proceed else "not_enough_data"
 
+    branch = recommend_config(
+        validate.output, BACKEND, "{{ var.value.get('gemini_tuning_price_table', '') }}"
+    )
+    recommendation = branch["recommendation"]
+
     @task
-    def not_enough_data(ti=None) -> None:
+    def not_enough_data(recommendation: dict) -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
-        recommendation = ti.xcom_pull(task_ids="recommend_config", key="recommendation")
         raise AirflowFailException("Not enough data to tune:\n" + "\n".join(recommendation["reasons"]))
 
     @task
-    def tuning_configs(ti=None) -> list[int]:
+    def tuning_configs(recommendation: dict) -> list[int]:
         """One tuning job per epoch count: a single one, or the epoch sweep."""
-        return ti.xcom_pull(task_ids="recommend_config", key="recommendation")["epoch_counts"]
+        return recommendation["epoch_counts"]
 
-    epochs = tuning_configs()
+    epochs = tuning_configs(recommendation)
     create_jobs = CreateTuningJobOperator.partial(
         task_id="create_tuning_job",
         base_model="{{ params.base_model }}",
-        training_dataset_uri="{{ ti.xcom_pull(task_ids='upload_dataset')['training_dataset_uri'] }}",
-        validation_dataset_uri="{{ ti.xcom_pull(task_ids='upload_dataset')['validation_dataset_uri'] }}",
+        training_dataset_uri=upload.output["training_dataset_uri"],
+        validation_dataset_uri=upload.output["validation_dataset_uri"],
         tuned_model_display_name="{{ params.tuned_model_display_name }}",
         description="Tuned by Airflow: {{ dag.dag_id }} / {{ run_id }}",
         adapter_size="{{ params.adapter_size }}",
@@ -226,57 +287,55 @@ def gemini_supervised_tuning():
         location="{{ params.region }}",
         poll_interval=5,
         max_poll_interval=30,
-        timeout=pendulum.duration(hours=24).total_seconds(),
+        timeout=JOB_TIMEOUT.total_seconds(),
     ).expand(job_name=create_jobs.output.map(_job_name))
 
-    @task
+    @task(multiple_outputs=True, trigger_rule="all_done_min_one_success")
     def choose_champion(jobs: list[dict], params=None) -> dict:
-        """The job with the lowest final validation loss (the only one without a sweep)."""
-        from gemini_tuning.champion import pick_champion
+        """The succeeded job with the lowest final validation loss; a failed sweep member is skipped."""
+        from gemini_tuning.champion import choose_champion
         from gemini_tuning.hooks.tuning import GenAITuningHook
-        from gemini_tuning.operators.archive_metrics import final_metrics, metrics_frame
 
-        hook = GenAITuningHook(location=params["region"])
-        candidates = []
-        for created in jobs:
-            job = hook.get_tuning_job(created["name"])
-            epochs = job.supervised_tuning_spec.hyper_parameters.epoch_count
-            finals = final_metrics(metrics_frame(hook.read_metric_series(job)))
-            candidates.append({"name": job.name, "epoch_count": epochs, "final_metrics": finals})
-            print(f"{job.name}: {epochs} epochs, final metrics {finals}")
-        champion = pick_champion(candidates)
+        champion = choose_champion(GenAITuningHook(location=params["region"]), [job["name"] for job in jobs])
+        for candidate in champion["candidates"]:
+            print(f"{candidate['name']}: {candidate['epoch_count']} epochs, final metrics {candidate['final_metrics']}")
+        for skipped in champion["not_considered"]:
+            print(f"not considered: {skipped['name']} ended {skipped['state']}")
         print(f"champion: {champion['name']} ({champion['judged_by']} {champion['loss']:.4f})")
         return champion
 
     champion = choose_champion(create_jobs.output)
+    wait_for_jobs >> champion
 
     smoke_test = SmokeTestOperator(
         task_id="smoke_test",
-        tuning_job_name="{{ ti.xcom_pull(task_ids='choose_champion')['name'] }}",
-        prompts_file="{{ ti.xcom_pull(task_ids='resolve_inputs')['smoke_test_prompts'] }}",
-        validation_dataset_uri="{{ ti.xcom_pull(task_ids='resolve_inputs')['validation_dataset'] }}",
+        tuning_job_name=champion["name"],
+        prompts_file=inputs["smoke_test_prompts"],
+        validation_dataset_uri=inputs["validation_dataset"],
         max_prompts="{{ params.smoke_test_count }}",
+        concurrency="{{ params.smoke_test_concurrency }}",
         temperature="{{ params.temperature }}",
         top_p="{{ params.top_p }}",
         top_k="{{ params.top_k }}",
         max_output_tokens="{{ params.max_output_tokens }}",
         compare_with_base_model=True,
         require_better_than_base="{{ params.require_better_than_base }}",
+        results_uri=SMOKE_TEST_RESULTS,
         location="{{ params.region }}",
     )
     archive = ArchiveTuningMetricsOperator(
         task_id="archive_metrics",
-        tuning_job_name="{{ ti.xcom_pull(task_ids='choose_champion')['name'] }}",
+        tuning_job_name=champion["name"],
         archive_prefix=ARCHIVE_PREFIX,
-        # Pushed before the quality gate decides, and the archive runs once the champion exists
-        # whatever the gate said: the curves of a model that failed it are archived too.
-        smoke_test_results=smoke_test.output["smoke_test_results"],
+        # The archive runs once the champion exists, whatever the smoke test did: it reads the
+        # smoke test's results file if one was written, so a good job's curves are never lost.
+        smoke_test_results_uri=SMOKE_TEST_RESULTS,
         trigger_rule="all_done_min_one_success",
         run_summary={
-            "recommendation": "{{ ti.xcom_pull(task_ids='recommend_config', key='recommendation') }}",
+            "recommendation": recommendation,
             "champion": champion,
-            "dataset": "{{ ti.xcom_pull(task_ids='upload_dataset') }}",
-            "dataset_report": "{{ ti.xcom_pull(task_ids='validate_dataset') }}",
+            "dataset": upload.output,
+            "dataset_report": validate.output,
         },
         location="{{ params.region }}",
     )
@@ -297,10 +356,9 @@ def gemini_supervised_tuning():
         outlet_events[TUNED_MODEL].extra = event
         return event
 
-    branch = recommend_config(validate.output)
-    chain(inputs, validate, upload, branch)
-    branch >> not_enough_data()
-    chain(branch, epochs, create_jobs, wait_for_jobs, champion, smoke_test, archive)
+    chain(upload, branch)
+    branch >> not_enough_data(recommendation)
+    smoke_test >> archive
     publish_tuned_model(champion, smoke_test.output, archive.output)
 
 

@@ -57,12 +57,20 @@ def print_summary(path: Path, elapsed: float) -> None:
           f"lr multiplier {hyper.get('learningRateMultiplier')})")
     for reason in recommendation.get("reasons", []):
         print(f"recommendation   {reason}")
+    if estimate := recommendation.get("estimate"):
+        cost = f"${estimate['cost_usd']:,.2f}" if estimate.get("cost_usd") is not None else "no price known"
+        time_taken = f", about {estimate['seconds'] / 60:,.1f} min" if estimate.get("seconds") is not None else ""
+        print(f"estimate         {estimate['billable_tokens']:,} billable tokens, {cost}{time_taken} "
+              f"(prices as of {estimate['price_table_as_of']})")
     print(f"final loss       train {final('/train_total_loss')}, eval {final('/eval_total_loss')}")
     print(f"smoke test       tuned {score(smoke.get('tuned'))}  vs  base {score(smoke.get('base'))}")
-    for example in (smoke.get("examples") or [])[:5]:
+    answers = path.with_name("smoke_test.json")
+    examples = json.loads(answers.read_text()).get("examples", []) if answers.exists() else []
+    for example in examples[:5]:
         print(f"  {example['prompt'][:70]!r}\n    expected {example.get('expected')!r}, tuned {example['tuned_answer']!r}"
               f", base {example.get('base_answer', '')[:40]!r}")
-    print(f"archive          {path.parent}  (curves.png, metrics.parquet/.csv, summary.json, dataset_report/)")
+    print(f"archive          {path.parent}  (curves.png, metrics.parquet/.csv, summary.json, "
+          "smoke_test.json, dataset_report/)")
     print(f"end to end       {elapsed / 60:.1f} min")
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from gemini_tuning.jobs import SUCCEEDED, job_state
+
+if TYPE_CHECKING:
+    from gemini_tuning.hooks.tuning import GenAITuningHook
 
 
 def final_loss(final_metrics: dict[str, dict[str, Any]]) -> tuple[str, float] | None:
@@ -29,3 +34,26 @@ def pick_champion(candidates: list[dict[str, Any]]) -> dict[str, Any]:
         raise ValueError(f"no loss reported by any of {[c['name'] for c in candidates]}")
     (metric, value), champion = min(pool, key=lambda item: item[0][1])
     return {**champion, "judged_by": metric, "loss": value}
+
+
+def choose_champion(hook: GenAITuningHook, job_names: list[str]) -> dict[str, Any]:
+    """
+    Read each job of a sweep and pick the champion among those that succeeded.
+
+    A member that failed, was cancelled or cannot be read is listed under ``not_considered``
+    with the reason instead of failing the choice: one bad epoch count must not hide the good ones.
+    """
+    from gemini_tuning.operators.archive_metrics import final_metrics, metrics_frame
+
+    candidates, not_considered = [], []
+    for name in job_names:
+        job = hook.get_tuning_job(name)
+        if job_state(job) != SUCCEEDED:
+            not_considered.append({"name": job.name, "state": job_state(job)})
+            continue
+        epochs = job.supervised_tuning_spec.hyper_parameters.epoch_count
+        finals = final_metrics(metrics_frame(hook.read_metric_series(job)))
+        candidates.append({"name": job.name, "epoch_count": epochs, "final_metrics": finals})
+    if not candidates:
+        raise ValueError(f"no tuning job of the sweep succeeded: {not_considered}")
+    return {**pick_champion(candidates), "candidates": candidates, "not_considered": not_considered}

@@ -30,6 +30,7 @@ TUNING_METRICS = TRAIN_METRICS + EVAL_METRICS
 
 # Vertex's job states that end a job; the others (QUEUED, PENDING, RUNNING, CANCELLING) are in flight.
 SUCCEEDED = "JOB_STATE_SUCCEEDED"
+CANCELLING = "JOB_STATE_CANCELLING"  # asked to stop: neither worth adopting nor cancelling again
 ENDED_UNSUCCESSFULLY = frozenset({"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"})
 ENDED = ENDED_UNSUCCESSFULLY | {SUCCEEDED}
 
@@ -51,6 +52,15 @@ def failure_message(job: TuningJob) -> str:
 def job_to_dict(job: TuningJob) -> dict[str, Any]:
     """The TuningJob resource as Vertex's camelCase JSON, ready for XCom or an archive."""
     return job.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"sdk_http_response"})
+
+
+SUMMARY_FIELDS = ("name", "state", "tunedModelDisplayName", "baseModel", "createTime", "endTime", "labels")
+
+
+def job_summary(job: TuningJob) -> dict[str, Any]:
+    """The few fields of a job a listing needs (camelCase, as in the resource)."""
+    resource = job_to_dict(job)
+    return {field: resource[field] for field in SUMMARY_FIELDS if field in resource}
 
 
 def label_value(text: str) -> str:

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Vertex's AdapterSize enum, smallest first.
-ADAPTER_SIZES = (
-    "ADAPTER_SIZE_ONE",
-    "ADAPTER_SIZE_TWO",
-    "ADAPTER_SIZE_FOUR",
-    "ADAPTER_SIZE_EIGHT",
-    "ADAPTER_SIZE_SIXTEEN",
-    "ADAPTER_SIZE_THIRTY_TWO",
-)
+# Vertex's AdapterSize enum, smallest first, with the LoRA rank each names.
+ADAPTER_RANKS = {
+    "ADAPTER_SIZE_ONE": 1,
+    "ADAPTER_SIZE_TWO": 2,
+    "ADAPTER_SIZE_FOUR": 4,
+    "ADAPTER_SIZE_EIGHT": 8,
+    "ADAPTER_SIZE_SIXTEEN": 16,
+    "ADAPTER_SIZE_THIRTY_TWO": 32,
+}
+ADAPTER_SIZES = tuple(ADAPTER_RANKS)
 _UP_TO_EIGHT = ADAPTER_SIZES[:4]
 _UP_TO_SIXTEEN = ADAPTER_SIZES[:5]
 GEMINI_3_REGIONS = ("us-central1", "europe-west4")

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
+
+from gemini_tuning.dataset_checks.source import GCS_CONN_ID, read_text
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ def _user_turn(text: str) -> dict[str, Any]:
 
 def _parts_text(content: dict[str, Any]) -> str:
     parts = content.get("parts", [])
-    if isinstance(parts, dict):  # the original document sends a single part as an object
+    if isinstance(parts, dict):  # Google's guide sends a single part as an object
         parts = [parts]
     return "".join(part.get("text", "") for part in parts)
 
@@ -90,18 +92,11 @@ def parse_prompt(item: Any) -> SmokePrompt:
     raise ValueError(f"expected a 'prompt', 'contents' or 'messages' field, found {sorted(item)}")
 
 
-def _read_text(location: str, storage_conn_id: str | None) -> str:
-    """Read a local path, or a URI (gs://, file://, ...) through Airflow's ObjectStoragePath."""
-    if "://" not in location:
-        return Path(location).read_text(encoding="utf-8")
-    from airflow.sdk import ObjectStoragePath
-
-    return ObjectStoragePath(location, conn_id=storage_conn_id).read_text(encoding="utf-8")
-
-
-def load_prompts_file(location: str, storage_conn_id: str | None = None) -> list[SmokePrompt]:
+def load_prompts_file(
+    location: str, storage_conn_id: str = GCS_CONN_ID, impersonation_chain: str | Sequence[str] | None = None
+) -> list[SmokePrompt]:
     """Every prompt of a JSONL file (or a ``.txt`` file, one prompt a line); errors name file and line."""
-    text = _read_text(location, storage_conn_id)
+    text = read_text(location, gcp_conn_id=storage_conn_id, impersonation_chain=impersonation_chain)
     prompts = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -130,3 +125,34 @@ def sample(prompts: list[SmokePrompt], count: int, seed: int) -> list[SmokePromp
         return prompts
     chosen = sorted(random.Random(seed).sample(range(len(prompts)), count))
     return [prompts[index] for index in chosen]
+
+
+def load_smoke_prompts(
+    *,
+    prompts: list[Any] | None = None,
+    prompts_file: str | None = None,
+    validation_dataset_uri: str | None = None,
+    storage_conn_id: str = GCS_CONN_ID,
+    impersonation_chain: str | Sequence[str] | None = None,
+) -> list[SmokePrompt]:
+    """
+    The smoke test's prompts from the first source given: a list, a file, or the validation set.
+
+    The pipeline calls this before any job is created, so a prompts file that cannot be read or
+    holds no prompt fails the run before it pays for training. ValueError (or DatasetInputError)
+    says which source and line.
+    """
+    storage = {"storage_conn_id": storage_conn_id, "impersonation_chain": impersonation_chain}
+    if prompts:
+        loaded = load_prompt_list(prompts)
+    elif prompts_file:
+        loaded = load_prompts_file(prompts_file, **storage)
+        if not loaded:
+            raise ValueError(f"{prompts_file}: no prompt in the file")
+    elif validation_dataset_uri:
+        loaded = [p for p in load_prompts_file(validation_dataset_uri, **storage) if p.expected]
+        if not loaded:
+            raise ValueError(f"{validation_dataset_uri}: no example with a model answer to test against")
+    else:
+        raise ValueError("No prompts: give prompts, prompts_file or validation_dataset_uri")
+    return loaded

@@ -33,6 +33,11 @@ def test_validate_returns_a_serialisable_report_with_warnings(write, tmp_path):
     assert result["files"][0]["examples"] == 3
     assert result["html_path"] == str(tmp_path / "report" / "report.html")
     assert (tmp_path / "report" / "report.html").read_text().count("duplicates") >= 1
+    # great-expectations' own Data Docs, one page per validated batch, rendered by GE
+    docs = {page.name: page.read_text() for page in (tmp_path / "report" / "data_docs").glob("*.html")}
+    assert set(docs) == {"training_lines.html", "training_examples.html"}
+    assert "Data documentation compiled by Great Expectations" in docs["training_examples.html"]
+    assert "tuning_dataset_training_examples" in docs["training_examples.html"]
 
 
 def test_validate_fails_on_an_invalid_file_and_pushes_the_report(write):
@@ -97,3 +102,36 @@ def test_validate_then_upload_to_the_emulator_and_retry(storage_emulator, write)
 def test_operators_declare_templated_fields():
     assert "training_dataset" in ValidateTuningDatasetOperator.template_fields
     assert {"destination", "validation_report"} <= set(UploadTuningDatasetOperator.template_fields)
+
+
+def test_the_upload_stores_only_the_bytes_that_were_validated(write, tmp_path):
+    """A file rewritten between validation and upload is refused, and nothing lands in the bucket."""
+    train = write("train.jsonl", example("a"), example("b"))
+    report = ValidateTuningDatasetOperator(task_id="validate", training_dataset=str(train)).execute(
+        {"ti": RecordingTaskInstance()}
+    )
+    assert len(report["files"][0]["sha256"]) == 64
+    train.write_text(train.read_text() + json.dumps(example("c")) + "\n")
+    operator = UploadTuningDatasetOperator(
+        task_id="upload", training_dataset=str(train), destination=f"file://{tmp_path}/bucket", validation_report=report
+    )
+    with pytest.raises(AirflowFailException, match="changed after validation"):
+        operator.execute({})
+    assert not (tmp_path / "bucket").exists()
+
+
+def test_a_missing_file_fails_for_good_with_its_name(tmp_path):
+    missing = tmp_path / "nope.jsonl"
+    with pytest.raises(AirflowFailException, match=f"dataset not found: {missing}"):
+        ValidateTuningDatasetOperator(task_id="validate", training_dataset=str(missing)).execute(
+            {"ti": RecordingTaskInstance()}
+        )
+
+
+@pytest.mark.parametrize("content", ["", "\n\n  \n"], ids=["empty", "blank-lines-only"])
+def test_an_empty_or_blank_only_dataset_is_invalid(tmp_path, content):
+    train = tmp_path / "train.jsonl"
+    train.write_text(content)
+    operator = ValidateTuningDatasetOperator(task_id="validate", training_dataset=str(train))
+    with pytest.raises(AirflowFailException, match=r"\[no_examples\]"):
+        operator.execute({"ti": RecordingTaskInstance()})

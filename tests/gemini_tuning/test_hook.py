@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from google.genai import types
 
-from gemini_tuning.hooks.tuning import GenAITuningHook, is_transient_error, series_rows_from_batch_read
+from gemini_tuning.hooks.tuning import GenAITuningHook, is_transient_error, job_region, series_rows_from_batch_read
 from gemini_tuning.jobs import label_value
 
 BASE_GOOGLE = "airflow.providers.google.common.hooks.base_google"
@@ -47,7 +47,7 @@ def test_vertex_connection_uses_the_providers_credentials(connection, genai_clie
     assert kwargs["credentials"] is credentials
     assert kwargs["http_options"].base_url is None  # Vertex's own regional endpoint
     assert kwargs["http_options"].api_version == "v1"
-    assert kwargs["http_options"].retry_options.attempts == 1  # no silent duplicate creates
+    assert kwargs["http_options"].retry_options.attempts > 1  # reads, lists, cancels retry; create opts out
 
 
 def test_vertex_connection_with_impersonation(connection, genai_client):
@@ -191,3 +191,43 @@ def test_transient_error_classification():
     assert is_transient_error(errors.ClientError(429, {"error": {"code": 429}}))
     assert not is_transient_error(errors.ClientError(400, {"error": {"code": 400}}))
     assert not is_transient_error(ValueError("bad"))
+
+
+def test_a_password_on_a_vertex_connection_is_not_a_bearer_token(connection, genai_client):
+    """Only base_url decides the backend: a Vertex connection keeps the provider's credentials."""
+    connection(password="not-a-token", project="my-project")
+    credentials = mock.Mock(name="adc")
+    with mock.patch(f"{BASE_GOOGLE}.get_credentials_and_project_id", return_value=(credentials, None)) as load:
+        hook = GenAITuningHook()
+        hook.client
+    load.assert_called_once()
+    assert hook.static_token is None
+    assert genai_client.call_args.kwargs["credentials"] is credentials
+
+
+def test_a_full_job_name_decides_the_region(connection, genai_client):
+    connection(project="my-project", location="us-central1")
+    with mock.patch(f"{BASE_GOOGLE}.get_credentials_and_project_id", return_value=(mock.Mock(), None)):
+        hook = GenAITuningHook()
+        hook.get_tuning_job(JOB)
+        hook.cancel_tuning_job(JOB)
+        hook.get_tuning_job("456")
+    regions = [c.kwargs["location"] for c in genai_client.call_args_list]
+    assert regions == ["europe-west4", "us-central1"]  # one client per region, reused
+    assert job_region(JOB) == "europe-west4" and job_region("123") is None
+    assert hook.for_job(JOB) is hook.for_job(JOB)
+
+
+def test_list_is_paged_and_bounded(connection, genai_client):
+    connection(project="p", base_url="http://svc", static_token="t")
+    pages_read = []
+
+    def pager(**_):
+        for index in range(10_000):
+            pages_read.append(index)
+            yield types.TuningJob(name=str(index))
+
+    genai_client.return_value.tunings.list.side_effect = pager
+    jobs = GenAITuningHook().list_tuning_jobs(page_size=50, max_jobs=120)
+    assert len(jobs) == 120 and len(pages_read) == 120
+    assert genai_client.return_value.tunings.list.call_args.kwargs["config"].page_size == 50

@@ -61,7 +61,8 @@ def run_trigger(trigger: TuningJobTrigger) -> list[dict]:
 @pytest.mark.slow
 def test_create_wait_smoke_test_and_archive(datasets, bucket, tmp_path):
     job, create_context = create_job(datasets)
-    assert job["labels"] == run_labels(create_context)
+    assert job["labels"].items() >= run_labels(create_context).items()
+    assert len(job["labels"]["airflow_request_hash"]) == 32
     assert pushed(create_context)["tuning_job_name"] == job["name"]
     assert pushed(create_context)["tuning_job_url"].endswith(f"/v1/{job['name']}")
 
@@ -77,19 +78,20 @@ def test_create_wait_smoke_test_and_archive(datasets, bucket, tmp_path):
     smoke_context = task_context(task_id="smoke")
     held_out = [json.loads(line) for line in sample_lines("heldout.jsonl", 3)]
     results = SmokeTestOperator(
-        task_id="smoke", tuning_job_name=job["name"], prompts=held_out, max_output_tokens=4, top_k=5
+        task_id="smoke", tuning_job_name=job["name"], prompts=held_out, max_output_tokens=4, top_k=5,
+        results_uri=str(tmp_path / "run" / "smoke_test.json"),
     ).execute(smoke_context)
     assert results["model"] == finished["tunedModel"]["endpoint"]
     assert results["base_model"] == "gemini-2.0-flash-001"
     assert results["tuned"]["empty_answers"] == 0 and results["tuned"]["scored"] == 3
     assert results["base"]["scored"] == 3
-    assert all(example["tuned_answer"] and "base_answer" in example for example in results["examples"])
-    assert pushed(smoke_context)["smoke_test_results"] == results
+    answers = json.loads((tmp_path / "run" / "smoke_test.json").read_text())["examples"]
+    assert len(answers) == 3 and all(example["tuned_answer"] and "base_answer" in example for example in answers)
 
     sampled = SmokeTestOperator(
         task_id="smoke_sampled",
         tuning_job_name=job["name"],
-        validation_dataset_uri=datasets["validation"],  # gs://, read through ObjectStoragePath
+        validation_dataset_uri=datasets["validation"],  # gs://, read through google_cloud_default
         max_prompts=2,
         max_output_tokens=4,
         compare_with_base_model=False,
@@ -97,7 +99,8 @@ def test_create_wait_smoke_test_and_archive(datasets, bucket, tmp_path):
     assert sampled["prompt_count"] == 2 and sampled["tuned"]["scored"] == 2 and sampled["base"] is None
 
     written = ArchiveTuningMetricsOperator(
-        task_id="archive", tuning_job_name=job["name"], archive_prefix=str(tmp_path / "run"), smoke_test_results=results
+        task_id="archive", tuning_job_name=job["name"], archive_prefix=str(tmp_path / "run"),
+        smoke_test_results_uri=results["results_uri"],
     ).execute(task_context(task_id="archive"))
     assert sorted(written) == ["curves.png", "metrics.csv", "metrics.parquet", "summary.json"]
     frame = pd.read_parquet(tmp_path / "run" / "metrics.parquet")
@@ -134,7 +137,7 @@ def test_a_retried_create_reuses_the_first_job(datasets):
     first, context = create_job(datasets, epoch_count=None)  # unset: the service's recommendation
     try:
         context["ti"].try_number = 2
-        second, _ = create_job(datasets, context=context)
+        second, _ = create_job(datasets, context=context, epoch_count=None)  # the same request
         assert second["name"] == first["name"]
         assert [job.name for job in hook.find_tuning_jobs_by_labels(run_labels(context))] == [first["name"]]
         listed = ListTuningJobsOperator(
@@ -150,7 +153,7 @@ def test_a_retried_create_reuses_the_first_job(datasets):
 
     # A cancelled job is not adopted: the next try starts a new one.
     context["ti"].try_number = 3
-    third, _ = create_job(datasets, context=context)
+    third, _ = create_job(datasets, context=context, epoch_count=None)
     assert third["name"] != first["name"]
     hook.cancel_tuning_job(third["name"])
     assert len(hook.find_tuning_jobs_by_labels(run_labels(context))) == 2
@@ -228,8 +231,8 @@ def test_a_failed_job_fails_the_sensor_with_its_message(bucket):
         sensor.execute(task_context())  # an already-ended job fails at once, without deferring
 
 
-def test_smoke_test_fails_below_threshold(datasets, tuning_connection):
-    """The tiny model answers gibberish: an exact-match threshold of 1.0 must fail, with results pushed."""
+def test_smoke_test_fails_below_threshold(datasets, tuning_connection, tmp_path):
+    """The tiny model answers gibberish: an exact-match threshold of 1.0 must fail, with results written."""
     context = task_context(task_id="smoke")
     operator = SmokeTestOperator(
         task_id="smoke",
@@ -238,8 +241,9 @@ def test_smoke_test_fails_below_threshold(datasets, tuning_connection):
         prompts=[{"prompt": "Say yes.", "expected": "yes"}, "Say no."],
         max_output_tokens=3,
         min_score=1.0,
+        results_uri=str(tmp_path / "smoke_test.json"),
     )
     with pytest.raises(Exception, match="below the threshold 1.000"):
         operator.execute(context)
-    results = pushed(context)["smoke_test_results"]
-    assert results["tuned"]["scored"] == 1 and results["prompt_count"] == 2
+    results = json.loads((tmp_path / "smoke_test.json").read_text())
+    assert results["tuned"]["scored"] == 1 and results["prompt_count"] == 2 and len(results["examples"]) == 2

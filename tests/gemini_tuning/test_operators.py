@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from unittest import mock
 
 import pandas as pd
@@ -17,7 +18,13 @@ from gemini_tuning.operators.archive_metrics import (
     plot_curves,
 )
 from gemini_tuning.operators.smoke_test import SmokeTestOperator, is_correct, normalize
-from gemini_tuning.operators.tuning_job import CreateTuningJobOperator, adapter_size_name, run_labels
+from gemini_tuning.operators.tuning_job import (
+    REQUEST_HASH_LABEL,
+    CreateTuningJobOperator,
+    adapter_size_name,
+    request_hash,
+    run_labels,
+)
 from tests.gemini_tuning.helpers import pushed, task_context
 
 JOB = "projects/p/locations/us-central1/tuningJobs/1"
@@ -80,6 +87,48 @@ def test_create_reuses_running_and_succeeded_jobs_but_not_failed_ones():
         assert operator.execute(task_context())["name"] == "new"
 
 
+def _create(**overrides) -> CreateTuningJobOperator:
+    kwargs = {"task_id": "c", "base_model": "m", "training_dataset_uri": "gs://b/t.jsonl"} | overrides
+    return CreateTuningJobOperator(**kwargs)
+
+
+def test_a_retry_adopts_only_a_job_made_from_the_same_request():
+    """A run cleared after its dataset changed must not reuse the job trained on the old one."""
+    context = task_context()
+    with mock.patch.object(CreateTuningJobOperator, "hook") as hook:
+        hook.find_tuning_jobs_by_labels.return_value = []
+        hook.create_tuning_job.return_value = types.TuningJob(name="first", state="JOB_STATE_RUNNING")
+        _create().execute(context)
+        first_labels = hook.create_tuning_job.call_args.kwargs["labels"]
+        assert first_labels[REQUEST_HASH_LABEL] == request_hash(_create()._request())
+
+        _create().execute(context)  # the same request again
+        assert hook.find_tuning_jobs_by_labels.call_args.args[0] == {
+            key: value for key, value in first_labels.items()
+        }
+        for changed in ({"training_dataset_uri": "gs://b/other.jsonl"}, {"epoch_count": 3}, {"base_model": "n"}):
+            _create(**changed).execute(context)
+            looked_up = hook.find_tuning_jobs_by_labels.call_args.args[0]
+            assert looked_up[REQUEST_HASH_LABEL] != first_labels[REQUEST_HASH_LABEL], changed
+            assert looked_up["airflow_run_hash"] == first_labels["airflow_run_hash"]
+
+
+def test_text_fields_stay_strings_under_native_rendering():
+    """render_template_as_native_obj turns "2024" into 2024; the create call needs strings."""
+    operator = _create(tuned_model_display_name=2024, description=7, base_model="gemini-2.5-flash",
+                       labels={"team": 42})
+    with mock.patch.object(CreateTuningJobOperator, "hook") as hook:
+        hook.find_tuning_jobs_by_labels.return_value = []
+        hook.create_tuning_job.return_value = types.TuningJob(name="j", state="JOB_STATE_QUEUED")
+        operator.execute(task_context())
+    call = hook.create_tuning_job.call_args.kwargs
+    assert call["tuned_model_display_name"] == "2024" and call["description"] == "7"
+    assert call["labels"]["team"] == "42"
+    # and the real request type accepts what is sent
+    types.CreateTuningJobConfig(tuned_model_display_name=call["tuned_model_display_name"],
+                                description=call["description"], labels=call["labels"])
+
+
 def test_answer_comparison():
     assert normalize("  Billing.\n") == "billing"
     assert is_correct("Billing.", "billing", "exact_match")
@@ -93,17 +142,21 @@ def _response(text: str) -> types.GenerateContentResponse:
     )
 
 
-def _smoke(answers: dict[str, list[str]], **kwargs):
-    """Run the smoke test with the tuned and base models answering from `answers`, in order."""
-    remaining = {model: iter(texts) for model, texts in answers.items()}
+def _smoke(answers: dict[str, list[str]], prompt_texts: list[str] | None = None, **kwargs):
+    """Run the smoke test; each model answers the i-th prompt (by its text) with ``answers[model][i]``."""
+    texts = prompt_texts if prompt_texts is not None else [
+        item if isinstance(item, str) else item["prompt"] for item in kwargs["prompts"]
+    ]
+    by_prompt = {model: dict(zip(texts, replies)) for model, replies in answers.items()}
     operator = SmokeTestOperator(task_id="smoke", model="endpoints/1", **kwargs)
     context = task_context()
+
+    def generate(model, contents, **_):
+        return _response(by_prompt[model][contents[-1]["parts"][0]["text"]])
+
     with mock.patch.object(SmokeTestOperator, "hook") as hook:
-        hook.generate_content.side_effect = lambda model, **_: _response(next(remaining[model]))
-        try:
-            return operator.execute(context), hook
-        finally:
-            operator.pushed = pushed(context)
+        hook.generate_content.side_effect = generate
+        return operator.execute(context), hook
 
 
 PROMPTS = [{"prompt": "a", "expected": "billing"}, {"prompt": "b", "expected": "shipping"}, "c"]
@@ -144,6 +197,70 @@ def test_smoke_test_failures_are_final(answers, kwargs, failure):
         _smoke({"endpoints/1": answers, "base": base_answers}, prompts=PROMPTS, base_model="base", **kwargs)
 
 
+def test_every_answer_goes_to_the_results_file_and_xcom_keeps_the_scores(tmp_path):
+    """Written before the gate decides, so a failed gate still leaves every answer to read."""
+    results_file = tmp_path / "archive" / "smoke_test.json"
+    with pytest.raises(AirflowFailException, match="below the base model's"):
+        _smoke({"endpoints/1": ["billing", "returns", "x"], "base": ["billing", "shipping", "x"]},
+               prompts=PROMPTS, base_model="base", require_better_than_base=True, results_uri=str(results_file))
+    written = json.loads(results_file.read_text())
+    assert [e["tuned_answer"] for e in written["examples"]] == ["billing", "returns", "x"]
+    assert [e["base_answer"] for e in written["examples"]] == ["billing", "shipping", "x"]
+    results, _ = _smoke({"endpoints/1": ["billing", "shipping", "x"]}, prompts=PROMPTS,
+                        compare_with_base_model=False, results_uri=str(results_file))
+    assert "examples" not in results and results["results_uri"] == str(results_file)
+    assert len(json.dumps(results)) < 1000
+
+
+def test_prompts_go_out_concurrently():
+    """Four calls must be in flight together to pass the barrier: one at a time would break it."""
+    barrier = threading.Barrier(4, timeout=60)
+    texts = [f"q{i}" for i in range(8)]
+    operator = SmokeTestOperator(task_id="smoke", model="endpoints/1", prompts=texts, concurrency=4,
+                                 compare_with_base_model=False)
+    with mock.patch.object(SmokeTestOperator, "hook") as hook:
+        hook.generate_content.side_effect = lambda **_: (barrier.wait(), _response("x"))[1]
+        results = operator.execute(task_context())
+    assert results["tuned"]["answered"] == 8
+
+
+class _Log:
+    """Records the operator's log lines, and flags the first progress line."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+        self.progress_seen = threading.Event()
+
+    def info(self, message, *args):
+        self.lines.append(message % args)
+        if message.startswith("Smoke test after"):
+            self.progress_seen.set()
+
+    warning = info
+
+
+def test_progress_is_logged_while_prompts_are_answered(monkeypatch):
+    from gemini_tuning.operators import smoke_test
+
+    monkeypatch.setattr(smoke_test, "PROGRESS_INTERVAL_SECONDS", 0.01)
+    log = _Log()
+    texts = [{"prompt": f"q{i}", "expected": "x"} for i in range(3)]
+    operator = SmokeTestOperator(task_id="smoke", model="endpoints/1", base_model="base", prompts=texts,
+                                 concurrency=1)
+
+    def generate(model, contents, **_):
+        if contents[-1]["parts"][0]["text"] == "q2":
+            assert log.progress_seen.wait(60), "no progress line while a prompt was still out"
+        return _response("x")
+
+    with mock.patch.object(SmokeTestOperator, "log", log), mock.patch.object(SmokeTestOperator, "hook") as hook:
+        hook.generate_content.side_effect = generate
+        operator.execute(task_context())
+    lines = [line for line in log.lines if line.startswith("Smoke test after")]
+    assert len(lines) >= 2 and "tuned 3/3" not in lines[0]  # a line came while prompts were still out
+    assert lines[-1].endswith("tuned 3/3 answered, 3 correct; base 3/3 answered, 3 correct")
+
+
 def test_smoke_test_samples_the_validation_set(tmp_path):
     lines = [
         {"contents": [{"role": "user", "parts": [{"text": f"q{i}"}]}, {"role": "model", "parts": [{"text": f"a{i}"}]}]}
@@ -153,17 +270,18 @@ def test_smoke_test_samples_the_validation_set(tmp_path):
     validation.write_text("\n".join(json.dumps(line) for line in lines))
     results, hook = _smoke(
         {"endpoints/1": [f"a{i}" for i in range(10)]},
+        prompt_texts=[f"q{i}" for i in range(10)],
         validation_dataset_uri=str(validation),
         max_prompts=4,
         compare_with_base_model=False,
     )
-    assert results["prompt_count"] == 4 and results["tuned"]["scored"] == 4
+    assert results["prompt_count"] == 4 and results["tuned"]["scored"] == 4 and results["tuned"]["correct"] == 4
     assert results["base"] is None
 
 
 def test_smoke_test_needs_prompts():
     with pytest.raises(ValueError, match="No prompts"):
-        _smoke({"endpoints/1": []}, compare_with_base_model=False)
+        _smoke({"endpoints/1": []}, prompt_texts=[], compare_with_base_model=False)
 
 
 ROWS = [
@@ -193,7 +311,7 @@ def test_curves_png_even_without_eval_series():
     assert plot_curves(metrics_frame(ROWS[:2]), "job").startswith(b"\x89PNG")
 
 
-def test_archive_writes_under_a_file_uri(tmp_path):
+def _archive(tmp_path, **kwargs):
     job = types.TuningJob(
         name=JOB,
         state="JOB_STATE_SUCCEEDED",
@@ -201,19 +319,42 @@ def test_archive_writes_under_a_file_uri(tmp_path):
             hyper_parameters=types.SupervisedHyperParameters(epoch_count=2)
         ),
     )
-    operator = ArchiveTuningMetricsOperator(
-        task_id="archive",
-        tuning_job_name=JOB,
-        archive_prefix=(tmp_path / "a" / "b").as_uri(),
-        smoke_test_results='{"x": 1}',
-    )
+    kwargs = {"archive_prefix": (tmp_path / "a" / "b").as_uri()} | kwargs
+    operator = ArchiveTuningMetricsOperator(task_id="archive", tuning_job_name=JOB, **kwargs)
     with mock.patch.object(ArchiveTuningMetricsOperator, "hook") as hook:
         hook.get_tuning_job.return_value = job
         hook.read_metric_series.return_value = ROWS
-        written = operator.execute(task_context())
+        return operator.execute(task_context())
+
+
+def test_archive_writes_under_a_file_uri(tmp_path):
+    smoke = tmp_path / "a" / "b" / "smoke_test.json"
+    smoke.parent.mkdir(parents=True)
+    smoke.write_text(json.dumps({"tuned": {"score": 1.0}, "examples": [{"prompt": "p"}]}))
+    written = _archive(tmp_path, smoke_test_results_uri=smoke.as_uri())
     assert written["summary.json"] == (tmp_path / "a" / "b" / "summary.json").as_uri()
     summary = json.loads((tmp_path / "a" / "b" / "summary.json").read_text())
     assert summary["hyperparameters"] == {"epochCount": 2}
-    assert summary["smoke_test"] == {"x": 1}
+    assert summary["smoke_test"] == {"tuned": {"score": 1.0}}  # the answers stay in their own file
     assert summary["data_stats"] == {}
     assert len(pd.read_csv(tmp_path / "a" / "b" / "metrics.csv")) == 4
+
+
+def test_the_archive_is_written_when_the_smoke_test_never_got_to_write(tmp_path):
+    """A smoke test that failed on its first call (a 429) must not lose the curves of a good job."""
+    written = _archive(tmp_path, smoke_test_results_uri=(tmp_path / "a" / "b" / "smoke_test.json").as_uri())
+    assert sorted(written) == ["curves.png", "metrics.csv", "metrics.parquet", "summary.json"]
+    assert json.loads((tmp_path / "a" / "b" / "summary.json").read_text())["smoke_test"] is None
+
+
+def test_list_returns_short_summaries_and_is_bounded():
+    from gemini_tuning.operators.tuning_job import ListTuningJobsOperator
+
+    jobs = [types.TuningJob(name=f"j{i}", state="JOB_STATE_SUCCEEDED", base_model="m",
+                            tuning_data_stats=types.TuningDataStats(supervised_tuning_data_stats=types.SupervisedTuningDataStats(
+                                tuning_dataset_example_count=500))) for i in range(3)]
+    with mock.patch.object(ListTuningJobsOperator, "hook") as hook:
+        hook.list_tuning_jobs.return_value = jobs
+        listed = ListTuningJobsOperator(task_id="list", max_jobs=3).execute(task_context())
+    assert hook.list_tuning_jobs.call_args.kwargs["max_jobs"] == 3
+    assert listed[0] == {"name": "j0", "state": "JOB_STATE_SUCCEEDED", "baseModel": "m"}  # no data stats

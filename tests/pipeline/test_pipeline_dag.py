@@ -32,6 +32,12 @@ def test_pipeline_tunes_smoke_tests_archives_and_publishes(pipeline_env):
     [folder] = list(archive)
     assert {"curves.png", "metrics.parquet", "metrics.csv", "summary.json"} <= {p.name for p in folder.iterdir()}
     assert (folder / "dataset_report" / "report.html").exists()
+    answers = json.loads((folder / "smoke_test.json").read_text())["examples"]
+    assert len(answers) == 5 and all("tuned_answer" in a and "base_answer" in a for a in answers)
+    assert "examples" not in summary["smoke_test"]
+    estimate = summary["run_summary"]["recommendation"]["estimate"]
+    assert estimate["billable_tokens"] == 2 * estimate["training_tokens"] > 0 and estimate["seconds"] > 0
+    assert re.search(r"Estimate: [\d,]+ billable tokens", output)
 
 
 def test_too_few_examples_for_the_task_end_the_run_before_any_job(pipeline_env):

@@ -23,3 +23,23 @@ def test_failed_tasks_are_read_from_the_dags_test_log(tmp_path):
     )
     assert summarize_run.failed_tasks(log) == ["upload_dataset"]
     assert summarize_run.failed_tasks(tmp_path / "missing.log") == []
+
+
+def test_the_summary_shows_the_estimate_and_answers_from_the_smoke_test_file(tmp_path, capsys):
+    import json
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "summary.json").write_text(json.dumps({
+        "job": {"name": "projects/p/locations/l/tuningJobs/1", "state": "JOB_STATE_SUCCEEDED"},
+        "final_metrics": {}, "hyperparameters": {"epochCount": 2},
+        "smoke_test": {"tuned": {"score": 1.0, "correct": 1, "scored": 1}, "base": None},
+        "run_summary": {"recommendation": {"reasons": [], "estimate": {
+            "billable_tokens": 2_000_000, "cost_usd": 10.0, "seconds": None, "price_table_as_of": "2025-09-01"}}},
+    }))
+    (run / "smoke_test.json").write_text(json.dumps({"examples": [
+        {"prompt": "Where is my parcel?", "expected": "shipping", "tuned_answer": "shipping", "base_answer": "?"}]}))
+    summarize_run.print_summary(run / "summary.json", 60.0)
+    out = capsys.readouterr().out
+    assert "estimate         2,000,000 billable tokens, $10.00 (prices as of 2025-09-01)" in out
+    assert "'Where is my parcel?'" in out and "tuned 'shipping'" in out

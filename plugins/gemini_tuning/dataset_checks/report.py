@@ -56,6 +56,7 @@ class FileSummary:
     crlf_lines: int  # Windows line ends: read fine, reported for information
     class_count: int | None = None  # classification: the number of distinct labels
     classes: dict[str, int] | None = None  # classification: examples per label, the largest 50
+    sha256: str | None = None  # of the bytes validated: the upload refuses any other bytes
 
 
 @dataclass

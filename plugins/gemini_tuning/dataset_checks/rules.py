@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from gemini_tuning.recommendations import MINIMUM_EXAMPLES
+
 
 class Severity(str, Enum):
     ERROR = "error"
@@ -23,20 +25,15 @@ class Backend(str, Enum):
     LOCAL = "local"
 
 
-# Vertex AI supervised tuning limits for Gemini 2.x (see DESIGN.md).
+# Vertex AI supervised tuning limits for Gemini 2.x (Google's dataset guide for supervised tuning).
 MAX_TOKENS_PER_EXAMPLE = 131_072
 MAX_FILE_BYTES = 1_000_000_000
 MAX_EXAMPLES = 1_000_000
 MAX_VALIDATION_EXAMPLES = 5_000
 CHARS_PER_TOKEN = 4  # Google's rule of thumb for Gemini tokenizers
 
-# Minimum training examples recommended per task type (Google's tuning documentation).
-MIN_EXAMPLES_FOR_TASK = {
-    "classification": 500,
-    "summarization": 1000,
-    "extractive_qa": 500,
-    "chat": 1000,
-}
+# Minimum training examples recommended per task type: one table, the recommendation step's.
+MIN_EXAMPLES_FOR_TASK = MINIMUM_EXAMPLES
 # A class with fewer examples than this share of the largest class is "rare".
 MIN_CLASS_SHARE_OF_LARGEST = 0.1
 MIN_EXAMPLES_PER_CLASS = 10
@@ -69,6 +66,7 @@ RULES = _rules(
     Rule("non_text_parts_vertex", W, "parts other than text: accepted by Vertex AI, not by the local backend"),
     Rule("example_tokens", E, f"an example may have at most {MAX_TOKENS_PER_EXAMPLE:,} tokens"),
     Rule("file_size", E, f"a dataset file may be at most {MAX_FILE_BYTES:,} bytes"),
+    Rule("no_examples", E, "a dataset file needs at least one example (it is empty or has only blank lines)"),
     Rule("example_count", E, f"a dataset may have at most {MAX_EXAMPLES:,} examples"),
     Rule("validation_count", E, f"a validation set may have at most {MAX_VALIDATION_EXAMPLES:,} examples"),
     Rule("duplicates", W, "exact duplicate examples"),

@@ -1,19 +1,23 @@
-"""Where datasets and reports live: a local path, a file:// URI or a gs:// object.
+"""Where datasets, prompts, reports and archives live: a local path, a file:// URI or a gs:// object.
 
-Inputs are always read as a local file: a gs:// object is downloaded once to a temporary file
-through the Google provider's GCSHook (the pass then reads it at disk speed); local inputs are
-read in place. A missing or unreadable input is a DatasetInputError naming it. Reports are
-written the same three ways.
+Every gs:// read and write goes through the Google provider's GCSHook with the configured
+connection (``google_cloud_default`` unless told otherwise) and impersonation chain, never the
+bare default credentials. Datasets are read as a local file: a gs:// object is downloaded once to
+a temporary file (the pass then reads it at disk speed); local inputs are read in place. A missing
+or unreadable input is a DatasetInputError naming it.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+
+GCS_CONN_ID = "google_cloud_default"
 
 
 class DatasetInputError(FileNotFoundError):
@@ -39,8 +43,16 @@ def split_gcs_uri(uri: str) -> tuple[str, str]:
     return bucket, name
 
 
+def _gcs_hook(gcp_conn_id: str, impersonation_chain: str | Sequence[str] | None):
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+    return GCSHook(gcp_conn_id=gcp_conn_id, impersonation_chain=impersonation_chain)
+
+
 @contextmanager
-def readable_file(uri: str, *, gcp_conn_id: str = "google_cloud_default") -> Iterator[Path]:
+def readable_file(
+    uri: str, *, gcp_conn_id: str = GCS_CONN_ID, impersonation_chain: str | Sequence[str] | None = None
+) -> Iterator[Path]:
     """Yield a local file with the dataset's bytes."""
     path = local_path(str(uri))
     if path is not None:
@@ -51,14 +63,15 @@ def readable_file(uri: str, *, gcp_conn_id: str = "google_cloud_default") -> Ite
             raise DatasetInputError(f"dataset not readable: {uri} (permission denied)")
         yield path
         return
-    from airflow.providers.google.cloud.hooks.gcs import GCSHook
     from google.api_core.exceptions import Forbidden, NotFound
 
     bucket, name = split_gcs_uri(uri)
     with tempfile.TemporaryDirectory(prefix="dataset_") as folder:
         target = Path(folder) / Path(name).name
         try:
-            GCSHook(gcp_conn_id=gcp_conn_id).download(bucket_name=bucket, object_name=name, filename=str(target))
+            _gcs_hook(gcp_conn_id, impersonation_chain).download(
+                bucket_name=bucket, object_name=name, filename=str(target)
+            )
         except NotFound as error:
             raise DatasetInputError(f"dataset not found: {uri} ({error.message})") from error
         except Forbidden as error:
@@ -66,15 +79,31 @@ def readable_file(uri: str, *, gcp_conn_id: str = "google_cloud_default") -> Ite
         yield target
 
 
-def write_file(uri: str, text: str, *, content_type: str, gcp_conn_id: str = "google_cloud_default") -> str:
-    """Write text to a local path, file:// or gs:// URI; return where it went."""
+def read_text(
+    uri: str, *, gcp_conn_id: str = GCS_CONN_ID, impersonation_chain: str | Sequence[str] | None = None
+) -> str:
+    """The UTF-8 text of a local path, file:// or gs:// URI (a DatasetInputError when it is missing)."""
+    with readable_file(uri, gcp_conn_id=gcp_conn_id, impersonation_chain=impersonation_chain) as path:
+        return path.read_text(encoding="utf-8")
+
+
+def write_file(
+    uri: str,
+    data: str | bytes,
+    *,
+    content_type: str,
+    gcp_conn_id: str = GCS_CONN_ID,
+    impersonation_chain: str | Sequence[str] | None = None,
+) -> str:
+    """Write text or bytes to a local path, file:// or gs:// URI; return where it went (a path or the URI)."""
+    raw = data.encode() if isinstance(data, str) else data
     path = local_path(uri)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        path.write_bytes(raw)
         return str(path)
-    from airflow.providers.google.cloud.hooks.gcs import GCSHook
-
     bucket, name = split_gcs_uri(uri)
-    GCSHook(gcp_conn_id=gcp_conn_id).upload(bucket_name=bucket, object_name=name, data=text, mime_type=content_type)
+    _gcs_hook(gcp_conn_id, impersonation_chain).upload(
+        bucket_name=bucket, object_name=name, data=raw, mime_type=content_type
+    )
     return uri

@@ -149,6 +149,7 @@ def _expectations(table: FeatureTable, batches: Batches, role: str, options: Sui
         tagged("empty_text", gxe.ExpectColumnValuesToBeInSet(column="empty_texts", value_set=[0])),
         tagged(non_text_rule, gxe.ExpectColumnValuesToBeInSet(column="non_text_parts", value_set=[0])),
         tagged("example_tokens", gxe.ExpectColumnValuesToBeBetween(column="tokens", max_value=MAX_TOKENS_PER_EXAMPLE)),
+        tagged("no_examples", gxe.ExpectTableRowCountToBeBetween(min_value=1)),
         tagged("example_count", gxe.ExpectTableRowCountToBeBetween(max_value=MAX_EXAMPLES)),
         tagged("duplicates", gxe.ExpectColumnValuesToBeInSet(column="duplicate_of", value_set=[0])),
     ]
@@ -182,8 +183,8 @@ def _ephemeral_context():
     return context
 
 
-def run_suite(tables: dict[str, FeatureTable], options: SuiteOptions) -> tuple[list[Finding], dict[str, dict]]:
-    """Validate each file's frames; return the findings and GE's raw results per role and batch."""
+def run_suite(tables: dict[str, FeatureTable], options: SuiteOptions) -> tuple[list[Finding], dict[str, Any]]:
+    """Validate each file's frames; return the findings and GE's results per role and batch."""
     import great_expectations as gx
 
     batches = feature_batches(tables["training"], tables.get("validation"), options.task)
@@ -201,11 +202,20 @@ def run_suite(tables: dict[str, FeatureTable], options: SuiteOptions) -> tuple[l
             )
             suite = gx.ExpectationSuite(name=f"tuning_dataset_{name}", expectations=expectations)
             result = batch.validate(suite, result_format=RESULT_FORMAT)
-            raw[name] = result.describe_dict()
+            raw[name] = result
             findings.extend(_finding(outcome, role, table) for outcome in result.results if not outcome.success)
     order = list(RULES)
     findings.sort(key=lambda f: (f.severity != "error", order.index(f.rule), f.role))
     return findings, raw
+
+
+def data_docs(results: dict[str, Any]) -> dict[str, str]:
+    """GE's own Data Docs page (its renderer and page view) for each batch's validation result."""
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    renderer, view = ValidationResultsPageRenderer(), DefaultJinjaPageView()
+    return {name: view.render(renderer.render(result)) for name, result in results.items()}
 
 
 def _finding(outcome, role: str, table: FeatureTable) -> Finding:

@@ -46,15 +46,31 @@ def content_addressed_name(prefix: str, sha256: str, filename: str) -> str:
     return "/".join(part for part in (prefix.strip("/"), sha256[:HASH_CHARS], filename) if part)
 
 
-def upload_dataset(source: str, destination: str, *, gcp_conn_id: str = "google_cloud_default") -> UploadedDataset:
+class DatasetChangedError(ValueError):
+    """The file to upload is not the one that was validated."""
+
+
+def upload_dataset(
+    source: str,
+    destination: str,
+    *,
+    gcp_conn_id: str = "google_cloud_default",
+    validated_sha256: str | None = None,
+) -> UploadedDataset:
     """Store the source file under destination (gs://bucket/prefix or file:///root/prefix) once.
 
     :param source: the dataset: a local path, file:// or gs:// URI.
     :param destination: the dataset bucket and prefix of the run.
     :param gcp_conn_id: the Airflow connection for gs:// (source and destination).
+    :param validated_sha256: the hash of the bytes validated; other bytes are refused, not uploaded.
     """
     with readable_file(source, gcp_conn_id=gcp_conn_id) as path:
         sha256 = file_sha256(path)
+        if validated_sha256 and sha256 != validated_sha256:
+            raise DatasetChangedError(
+                f"{source} changed after validation (sha256 {sha256[:12]}..., validated {validated_sha256[:12]}...): "
+                "nothing was uploaded; validate it again"
+            )
         size = path.stat().st_size
         name = Path(local_path(source) or split_gcs_uri(source)[1]).name
         if destination.startswith("gs://"):

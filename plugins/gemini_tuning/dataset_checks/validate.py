@@ -16,6 +16,7 @@ from gemini_tuning.dataset_checks.report import FileSummary, Finding, Validation
 from gemini_tuning.dataset_checks.rules import MAX_TOKENS_PER_EXAMPLE, MIN_EXAMPLES_FOR_TASK, RULES, Backend
 from gemini_tuning.dataset_checks.source import readable_file, write_file
 from gemini_tuning.dataset_checks.tokens import ExampleCounter, confirm_estimates_near_limit
+from gemini_tuning.dataset_checks.upload import file_sha256
 
 TASKS = tuple(MIN_EXAMPLES_FOR_TASK)
 CLASSES_SHOWN = 50
@@ -40,13 +41,14 @@ def validate_dataset(
     :param task: classification, summarization, extractive_qa or chat: enables the task's checks.
     :param backend: "vertex" or "local": the local backend refuses non-text parts.
     :param tokenizer: a tokenizer folder to count tokens with (the local model's); default: estimate.
-    :param report_dir: write report.html (and GE's raw results) there: a path, file:// or gs:// URI.
+    :param report_dir: write report.html, GE's raw results and GE's Data Docs (data_docs/<role>_<batch>.html)
+        there: a path, file:// or gs:// URI.
     :param gcp_conn_id: the Airflow connection for gs:// inputs and report_dir.
     :param workers: processes for the streaming pass (default: automatic).
     :param count_tokens: counts one example's tokens with the backend (tokens.backend_example_counter);
         without a tokenizer, estimates near the per-example limit are confirmed with it.
     """
-    from gemini_tuning.dataset_checks.suite import SuiteOptions, run_suite
+    from gemini_tuning.dataset_checks.suite import SuiteOptions, data_docs, run_suite
 
     if task is not None and task not in TASKS:
         raise ValueError(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
@@ -56,10 +58,12 @@ def validate_dataset(
     preload.start()
     inputs = {"training": training, "validation": validation}
     tables: dict[str, FeatureTable] = {}
+    hashes: dict[str, str] = {}
     for role, uri in inputs.items():
         if uri is None:
             continue
         with readable_file(str(uri), gcp_conn_id=gcp_conn_id) as path:
+            hashes[role] = file_sha256(path)  # the upload checks it stores exactly these bytes
             tables[role] = extract_features(
                 path,
                 with_label=task == "classification",
@@ -70,18 +74,20 @@ def validate_dataset(
             if count_tokens is not None and not tables[role].tokens_counted:
                 confirm_estimates_near_limit(tables[role], path, MAX_TOKENS_PER_EXAMPLE, count_tokens)
     preload.join()
-    findings, raw_results = run_suite(tables, options)
+    findings, results = run_suite(tables, options)
     findings += [_bom_finding(role, table) for role, table in tables.items() if table.has_bom]
     report = ValidationReport(
-        files=[_summary(role, table, task) for role, table in tables.items()],
+        files=[_summary(role, table, task, hashes[role]) for role, table in tables.items()],
         findings=findings,
         backend=options.backend.value,
         task=task,
     )
     if report_dir:
         folder = str(report_dir).rstrip("/")
-        raw = json.dumps(raw_results, indent=1, default=str)
+        raw = json.dumps({name: r.describe_dict() for name, r in results.items()}, indent=1, default=str)
         write_file(f"{folder}/expectation_results.json", raw, content_type="application/json", gcp_conn_id=gcp_conn_id)
+        for name, page in data_docs(results).items():
+            write_file(f"{folder}/data_docs/{name}.html", page, content_type="text/html", gcp_conn_id=gcp_conn_id)
         report.html_path = write_file(
             f"{folder}/report.html", report.html(), content_type="text/html", gcp_conn_id=gcp_conn_id
         )
@@ -95,7 +101,7 @@ def _bom_finding(role: str, table: FeatureTable) -> Finding:
                    details=["Vertex AI may not read it; save the file as UTF-8 without BOM"])  # fmt: skip
 
 
-def _summary(role: str, table: FeatureTable, task: str | None) -> FileSummary:
+def _summary(role: str, table: FeatureTable, task: str | None, sha256: str) -> FileSummary:
     frame = table.frame
     examples = frame[frame["parsed"]]
     tokens = examples["tokens"]
@@ -121,4 +127,5 @@ def _summary(role: str, table: FeatureTable, task: str | None) -> FileSummary:
         crlf_lines=table.crlf_lines,
         class_count=class_count,
         classes=classes,
+        sha256=sha256,
     )

@@ -2,10 +2,15 @@
 Hooks that own a google-genai client in Vertex mode for supervised tuning jobs.
 
 One connection (``gemini_tuning_default``, conn_type ``google_cloud_platform``) decides the
-backend: Vertex AI with the Google provider's usual credentials, or the project's local Vertex
-service when the connection carries a ``base_url`` extra and a static token (connection password
-or extra ``static_token``). Only this module knows the difference; operators and triggers call
-the same methods for both.
+backend, by its ``base_url`` extra alone: without one, Vertex AI with the Google provider's usual
+credentials (a password on such a connection is not a token and is ignored); with one, the
+project's local Vertex service, authenticated by a static token (the connection password or
+extra ``static_token``). Only this module knows the difference; operators and triggers call the
+same methods for both.
+
+Every call but create retries with back-off on 429, 5xx and time-outs (google-genai's own
+``HttpRetryOptions``); create makes one attempt, since a retried create could start a second paid
+job (the create operator's retry looks the job up by its labels instead).
 
 google-genai and google-cloud-aiplatform are heavy: they are imported inside methods only, so
 DAG files and the triggerer import this module cheaply.
@@ -13,6 +18,7 @@ DAG files and the triggerer import this module cheaply.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Sequence
 from functools import cached_property
@@ -31,6 +37,20 @@ if TYPE_CHECKING:
 
 DEFAULT_LOCATION = "us-central1"
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 300
+# Attempts (the first included) and back-off of the calls that are safe to repeat.
+RETRY_ATTEMPTS = 4
+RETRY_INITIAL_DELAY_SECONDS = 1.0
+RETRY_MAX_DELAY_SECONDS = 30.0
+# A listing reads at most this many jobs unless told otherwise: one project can hold thousands.
+DEFAULT_MAX_LISTED_JOBS = 1000
+
+def job_region(job: str) -> str | None:
+    """The region a full job name (``projects/P/locations/L/tuningJobs/ID``) names; None for a bare id."""
+    parts = job.split("/")
+    if len(parts) >= 4 and parts[0] == "projects" and parts[2] == "locations":
+        return parts[3]
+    return None
+
 
 def is_transient_error(error: BaseException) -> bool:
     """True for errors worth retrying: server errors (5xx), throttling (429), time-outs, dropped connections."""
@@ -68,6 +88,7 @@ class GenAITuningHook(GoogleBaseHook):
         super().__init__(gcp_conn_id=gcp_conn_id, impersonation_chain=impersonation_chain, **kwargs)
         self._project_id_override = project_id
         self._location_override = location
+        self._regional_hooks: dict[str, GenAITuningHook] = {}
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -79,7 +100,9 @@ class GenAITuningHook(GoogleBaseHook):
 
     @cached_property
     def static_token(self) -> str | None:
-        """A fixed bearer token (local service), from extra ``static_token`` or the password."""
+        """The local service's bearer token (extra ``static_token`` or the password); None on Vertex AI."""
+        if not self.base_url:
+            return None
         return self._get_field("static_token") or self.get_connection(self.gcp_conn_id).password or None
 
     @cached_property
@@ -103,12 +126,7 @@ class GenAITuningHook(GoogleBaseHook):
         return float(self._get_field("timeout") or DEFAULT_REQUEST_TIMEOUT_SECONDS)
 
     def get_genai_client(self) -> Client:
-        """
-        A google-genai client in Vertex mode with retries turned off.
-
-        Callers own retries: a silently retried create could start a second job, and the trigger
-        retries polls with its own bounded back-off.
-        """
+        """A google-genai client in Vertex mode that retries transient errors (create opts out per call)."""
         from google import genai
         from google.genai.types import HttpOptions, HttpRetryOptions
 
@@ -122,7 +140,11 @@ class GenAITuningHook(GoogleBaseHook):
                 base_url=self.base_url,
                 api_version="v1",
                 timeout=int(self.request_timeout_seconds * 1000),
-                retry_options=HttpRetryOptions(attempts=1),
+                retry_options=HttpRetryOptions(
+                    attempts=RETRY_ATTEMPTS,
+                    initial_delay=RETRY_INITIAL_DELAY_SECONDS,
+                    max_delay=RETRY_MAX_DELAY_SECONDS,
+                ),
             ),
         )
 
@@ -137,6 +159,25 @@ class GenAITuningHook(GoogleBaseHook):
         if job.startswith("projects/"):
             return job
         return f"projects/{self.project_id}/locations/{self.location}/tuningJobs/{job}"
+
+    def for_job(self, job: str) -> GenAITuningHook:
+        """
+        The hook to reach ``job`` with: this one, or one for the region its full name names.
+
+        Vertex serves a job only from its own region's endpoint, so a full name from another
+        region than the connection's must be called there.
+        """
+        region = job_region(job)
+        if region is None or region == self.location:
+            return self
+        if region not in self._regional_hooks:
+            self._regional_hooks[region] = GenAITuningHook(
+                gcp_conn_id=self.gcp_conn_id,
+                impersonation_chain=self.impersonation_chain,
+                project_id=self._project_id_override,
+                location=region,
+            )
+        return self._regional_hooks[region]
 
     def job_url(self, job_name: str) -> str:
         """Where a person looks at the job: the Vertex console page, or the local service's resource URL."""
@@ -179,6 +220,9 @@ class GenAITuningHook(GoogleBaseHook):
             learning_rate_multiplier=learning_rate_multiplier,
             labels=labels,
         )
+        from google.genai.types import HttpOptions, HttpRetryOptions
+
+        config.http_options = HttpOptions(retry_options=HttpRetryOptions(attempts=1))  # never a second job
         with warnings.catch_warnings():  # google-genai flags all of tunings as experimental, on every call
             warnings.filterwarnings("ignore", message="The SDK's tuning implementation is experimental")
             return self.client.tunings.tune(
@@ -188,13 +232,26 @@ class GenAITuningHook(GoogleBaseHook):
             )
 
     def get_tuning_job(self, name: str) -> TuningJob:
-        return self.client.tunings.get(name=self.qualify_job_name(name))
+        hook = self.for_job(name)
+        return hook.client.tunings.get(name=hook.qualify_job_name(name))
 
-    def list_tuning_jobs(self, *, filter: str | None = None, page_size: int | None = None) -> list[TuningJob]:
-        """Every job matching the standard list ``filter`` (AIP-160, e.g. ``labels.team="ml"``), all pages."""
+    def list_tuning_jobs(
+        self,
+        *,
+        filter: str | None = None,
+        page_size: int | None = None,
+        max_jobs: int | None = DEFAULT_MAX_LISTED_JOBS,
+    ) -> list[TuningJob]:
+        """
+        Jobs matching the standard list ``filter`` (AIP-160, e.g. ``labels.team="ml"``), page by page.
+
+        Reading stops after ``max_jobs`` (None: every page), so a busy project cannot make one
+        call read thousands of jobs.
+        """
         from google.genai.types import ListTuningJobsConfig
 
-        return list(self.client.tunings.list(config=ListTuningJobsConfig(filter=filter, page_size=page_size)))
+        pager = self.client.tunings.list(config=ListTuningJobsConfig(filter=filter, page_size=page_size))
+        return list(itertools.islice(pager, max_jobs))
 
     def find_tuning_jobs_by_labels(self, labels: dict[str, str]) -> list[TuningJob]:
         """
@@ -206,13 +263,14 @@ class GenAITuningHook(GoogleBaseHook):
         label_filter = " AND ".join(f'labels.{key}="{value}"' for key, value in sorted(labels.items()))
         jobs = [
             job
-            for job in self.list_tuning_jobs(filter=label_filter)
+            for job in self.list_tuning_jobs(filter=label_filter, max_jobs=None)
             if all((job.labels or {}).get(key) == value for key, value in labels.items())
         ]
         return sorted(jobs, key=lambda job: job.create_time.timestamp() if job.create_time else 0.0, reverse=True)
 
     def cancel_tuning_job(self, name: str) -> None:
-        self.client.tunings.cancel(name=self.qualify_job_name(name))
+        hook = self.for_job(name)
+        hook.client.tunings.cancel(name=hook.qualify_job_name(name))
 
     # -- the tuned model --------------------------------------------------------------------------
 
@@ -333,16 +391,17 @@ class GenAITuningAsyncHook(GoogleBaseAsyncHook):
     def __init__(self, gcp_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(gcp_conn_id=gcp_conn_id, **kwargs)
 
-    async def _client(self) -> Any:
-        hook = await self.get_sync_hook()
+    async def _client(self, job: str) -> Any:
+        """The sync hook for ``job``'s region and its async client (built off the event loop)."""
+        hook = (await self.get_sync_hook()).for_job(job)
         return hook, await sync_to_async(lambda: hook.client.aio)()
 
     async def get_tuning_job(self, name: str) -> TuningJob:
-        hook, client = await self._client()
+        hook, client = await self._client(name)
         return await client.tunings.get(name=hook.qualify_job_name(name))
 
     async def cancel_tuning_job(self, name: str) -> None:
-        hook, client = await self._client()
+        hook, client = await self._client(name)
         await client.tunings.cancel(name=hook.qualify_job_name(name))
 
     async def latest_metrics(self, job: TuningJob) -> dict[str, dict[str, Any]] | None:

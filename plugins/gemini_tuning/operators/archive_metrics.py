@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gemini_tuning.dataset_checks.source import GCS_CONN_ID
 from gemini_tuning.jobs import job_to_dict
 from gemini_tuning.operators.base import GenAITuningBaseOperator
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 METRICS_COLUMNS = ["metric", "step", "value", "wall_time"]
+CONTENT_TYPES = {".json": "application/json", ".csv": "text/csv", ".png": "image/png", ".parquet": "application/vnd.apache.parquet"}
 # (panel title, y label, train series, eval series) of the PNG.
 CURVES = (
     ("Loss", "total loss", "/train_total_loss", "/eval_total_loss"),
@@ -27,6 +29,13 @@ CURVES = (
         "/eval_fraction_of_correct_next_step_preds",
     ),
 )
+
+
+def archive_uri(prefix: str, name: str) -> str:
+    """Where file ``name`` of an archive goes: under a gs:// or file:// prefix, or a local folder."""
+    if "://" not in prefix:
+        prefix = Path(prefix).resolve().as_uri()
+    return f"{prefix.rstrip('/')}/{name}"
 
 
 def metrics_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -73,20 +82,22 @@ class ArchiveTuningMetricsOperator(GenAITuningBaseOperator):
 
     Files: ``metrics.parquet`` and ``metrics.csv`` (tidy: metric, step, value, wall_time),
     ``curves.png`` (loss and accuracy, train and eval) and ``summary.json`` (job resource,
-    hyperparameters used, data stats, final metrics, smoke-test results).
+    hyperparameters used, data stats, final metrics, smoke-test scores). The smoke test's scores
+    are read from the file it wrote, when it got that far: the archive of a good job never
+    depends on the smoke test having run to the end.
 
     :param tuning_job_name: The tuning job whose metrics are archived. (templated)
     :param archive_prefix: Folder for the files: gs://bucket/path, file:///path or a local path. (templated)
-    :param smoke_test_results: Results of the smoke test to keep in the summary, if any. (templated)
+    :param smoke_test_results_uri: The smoke test's results file, if any; a missing file is noted, not an error. (templated)
     :param run_summary: More of the run to keep in the summary (recommendation, dataset...), if any. (templated)
-    :param storage_conn_id: Connection used by ObjectStoragePath to write gs:// files.
+    :param storage_conn_id: Connection for gs:// archives (with the operator's ``impersonation_chain``).
     """
 
     template_fields: Sequence[str] = (
         *GenAITuningBaseOperator.connection_fields,
         "tuning_job_name",
         "archive_prefix",
-        "smoke_test_results",
+        "smoke_test_results_uri",
         "run_summary",
     )
 
@@ -95,16 +106,16 @@ class ArchiveTuningMetricsOperator(GenAITuningBaseOperator):
         *,
         tuning_job_name: str,
         archive_prefix: str,
-        smoke_test_results: dict[str, Any] | str | None = None,
+        smoke_test_results_uri: str | None = None,
         run_summary: dict[str, Any] | None = None,
-        storage_conn_id: str | None = None,
+        storage_conn_id: str = GCS_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.run_summary = run_summary
         self.tuning_job_name = tuning_job_name
         self.archive_prefix = archive_prefix
-        self.smoke_test_results = smoke_test_results
+        self.smoke_test_results_uri = smoke_test_results_uri
         self.storage_conn_id = storage_conn_id
 
     def execute(self, context: Context) -> dict[str, str]:
@@ -131,18 +142,36 @@ class ArchiveTuningMetricsOperator(GenAITuningBaseOperator):
         }
         return {name: self._write(name, data) for name, data in files.items()}
 
-    def _smoke_test_results(self) -> Any:
-        results = self.smoke_test_results
-        return json.loads(results) if isinstance(results, str) and results.strip() else results or None
+    def _smoke_test_results(self) -> dict[str, Any] | None:
+        """The smoke test's scores without the answers (those stay in its own file), or None."""
+        from gemini_tuning.dataset_checks.source import DatasetInputError, read_text
+
+        if not self.smoke_test_results_uri:
+            return None
+        try:
+            results = json.loads(
+                read_text(
+                    str(self.smoke_test_results_uri),
+                    gcp_conn_id=self.storage_conn_id,
+                    impersonation_chain=self.impersonation_chain,
+                )
+            )
+        except DatasetInputError:
+            self.log.warning("No smoke-test results at %s: the smoke test did not get that far", self.smoke_test_results_uri)
+            return None
+        results.pop("examples", None)
+        return results
 
     def _write(self, name: str, data: bytes) -> str:
-        from airflow.sdk import ObjectStoragePath
+        from gemini_tuning.dataset_checks.source import write_file
 
-        prefix = self.archive_prefix if "://" in self.archive_prefix else Path(self.archive_prefix).resolve().as_uri()
-        folder = ObjectStoragePath(prefix, conn_id=self.storage_conn_id)
-        if folder.protocol == "file":
-            folder.mkdir(parents=True, exist_ok=True)
-        target = folder / name
-        target.write_bytes(data)
-        self.log.info("Wrote %s (%d bytes)", target, len(data))
-        return str(target)
+        uri = archive_uri(self.archive_prefix, name)
+        written = write_file(
+            uri,
+            data,
+            content_type=CONTENT_TYPES.get(Path(name).suffix, "application/octet-stream"),
+            gcp_conn_id=self.storage_conn_id,
+            impersonation_chain=self.impersonation_chain,
+        )
+        self.log.info("Wrote %s (%d bytes)", uri, len(data))
+        return uri if "://" in uri else Path(written).resolve().as_uri()

@@ -79,19 +79,23 @@ class ValidateTuningDatasetOperator(BaseOperator):
         self.gcp_conn_id = gcp_conn_id
 
     def execute(self, context: Context) -> dict:
+        from gemini_tuning.dataset_checks.source import DatasetInputError
         from gemini_tuning.dataset_checks.tokens import backend_example_counter
         from gemini_tuning.dataset_checks.validate import validate_dataset
 
-        report = validate_dataset(
-            self.training_dataset,
-            self.validation_dataset or None,
-            task=self.tuning_task or None,
-            backend=self.backend,
-            tokenizer=self.tokenizer or None,
-            report_dir=self.report_dir or None,
-            gcp_conn_id=self.gcp_conn_id,
-            count_tokens=backend_example_counter(self.base_model, self.tuning_conn_id) if self.base_model else None,
-        )
+        try:
+            report = validate_dataset(
+                self.training_dataset,
+                self.validation_dataset or None,
+                task=self.tuning_task or None,
+                backend=self.backend,
+                tokenizer=self.tokenizer or None,
+                report_dir=self.report_dir or None,
+                gcp_conn_id=self.gcp_conn_id,
+                count_tokens=backend_example_counter(self.base_model, self.tuning_conn_id) if self.base_model else None,
+            )
+        except DatasetInputError as error:  # a missing file will not appear by retrying
+            raise AirflowFailException(str(error)) from None
         self.log.info("%s", report.to_text())
         result = report.to_dict()
         if not report.valid:
@@ -106,9 +110,9 @@ class UploadTuningDatasetOperator(BaseOperator):
 
     Each file lands at ``<destination>/<sha256[:16]>/<file name>``; an object already there is
     not uploaded again, so retries and re-runs store a file once. Nothing is uploaded unless
-    the dataset passed validation: pass the validation task's report (for example
-    ``"{{ ti.xcom_pull(task_ids='validate_dataset') }}"`` with ``render_template_as_native_obj``,
-    or the XComArg); without one the operator validates the files itself first.
+    the dataset passed validation: pass the validation task's report (its XComArg,
+    ``validate.output``); without one the operator validates the files itself first. The bytes
+    uploaded must hash to the report's ``sha256``: a file changed since validation is refused.
     Returns ``training_dataset_uri``, ``validation_dataset_uri`` and per-file details.
 
     :param training_dataset: Training JSONL: a local path, file:// or gs:// URI. (templated)
@@ -149,22 +153,30 @@ class UploadTuningDatasetOperator(BaseOperator):
         self.gcp_conn_id = gcp_conn_id
 
     def execute(self, context: Context) -> dict:
-        from gemini_tuning.dataset_checks.upload import upload_dataset
+        from gemini_tuning.dataset_checks.source import DatasetInputError
+        from gemini_tuning.dataset_checks.upload import DatasetChangedError, upload_dataset
 
-        self._require_valid()
+        report = self._require_valid()
+        validated = {summary["role"]: summary.get("sha256") for summary in report.get("files", [])}
         sources = {"training": self.training_dataset, "validation": self.validation_dataset or None}
-        uploaded = {
-            role: upload_dataset(source, self.destination, gcp_conn_id=self.gcp_conn_id)
-            for role, source in sources.items()
-            if source
-        }
+        try:
+            uploaded = {
+                role: upload_dataset(
+                    source, self.destination, gcp_conn_id=self.gcp_conn_id, validated_sha256=validated.get(role)
+                )
+                for role, source in sources.items()
+                if source
+            }
+        except (DatasetChangedError, DatasetInputError) as error:
+            raise AirflowFailException(str(error)) from None
         return {
             "training_dataset_uri": uploaded["training"].uri,
             "validation_dataset_uri": uploaded["validation"].uri if "validation" in uploaded else None,
             "files": {role: item.to_dict() for role, item in uploaded.items()},
         }
 
-    def _require_valid(self) -> None:
+    def _require_valid(self) -> dict:
+        """The validation report of exactly the files to upload, and a valid one; fails for good otherwise."""
         report = self.validation_report
         if not report:
             from gemini_tuning.dataset_checks.validate import validate_dataset
@@ -185,3 +197,4 @@ class UploadTuningDatasetOperator(BaseOperator):
         if not report["valid"]:
             errors = "\n".join(error["message"] for error in report.get("errors", []))
             raise AirflowFailException(f"the dataset is invalid, nothing was uploaded:\n{errors}")
+        return report

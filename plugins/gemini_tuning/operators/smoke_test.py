@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from gemini_tuning.dataset_checks.source import GCS_CONN_ID
 from gemini_tuning.jobs import SUCCEEDED, job_state
 from gemini_tuning.operators.base import GenAITuningBaseOperator
-from gemini_tuning.prompts import SmokePrompt, load_prompt_list, load_prompts_file, sample
+from gemini_tuning.prompts import SmokePrompt, load_smoke_prompts, sample
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 SCORINGS = ("exact_match", "contains")
+DEFAULT_CONCURRENCY = 8
+PROGRESS_INTERVAL_SECONDS = 10.0
 _SPACES = re.compile(r"\s+")
 
 
@@ -35,10 +41,13 @@ class SmokeTestOperator(GenAITuningBaseOperator):
     Send prompts to the tuned model (and optionally its base model) and check the answers.
 
     Prompts come from ``prompts``, ``prompts_file`` or a seeded sample of ``validation_dataset_uri``
-    (the first one given), at most ``max_prompts``. The test fails when an answer of the tuned
-    model is empty, when its score on the prompts with an expected answer is below ``min_score``,
-    or, with ``require_better_than_base``, below the base model's score. The results (scores and
-    every answer) are pushed to XCom as ``smoke_test_results`` before any failure, and returned.
+    (the first one given), at most ``max_prompts``. They go out ``concurrency`` at a time, to the
+    tuned and the base model together (each call retries transient errors in the hook), and the
+    progress of both is logged at least every 10 seconds. The test fails when an answer of the
+    tuned model is empty, when its score on the prompts with an expected answer is below
+    ``min_score``, or, with ``require_better_than_base``, below the base model's score. The
+    results (scores and every answer) are written to ``results_uri`` before any failure; the
+    return value (XCom) keeps the scores only.
 
     :param tuning_job_name: Succeeded tuning job whose tuned endpoint and base model are used. (templated)
     :param model: Model or endpoint to call instead of the job's tuned endpoint. (templated)
@@ -56,7 +65,9 @@ class SmokeTestOperator(GenAITuningBaseOperator):
     :param scoring: ``exact_match`` or ``contains`` (the expected answer appears in the answer). (templated)
     :param min_score: Smallest accepted share of correct answers, 0 to 1. (templated)
     :param require_better_than_base: Fail when the tuned model scores below the base model. (templated)
-    :param storage_conn_id: Connection for reading gs:// files (ObjectStoragePath).
+    :param concurrency: Prompts in flight at once, both models together.
+    :param results_uri: Optional JSON file (path, file:// or gs://) for the scores and every answer. (templated)
+    :param storage_conn_id: Connection for gs:// prompts and results (with ``impersonation_chain``).
     """
 
     template_fields: Sequence[str] = (
@@ -75,6 +86,8 @@ class SmokeTestOperator(GenAITuningBaseOperator):
         "scoring",
         "min_score",
         "require_better_than_base",
+        "results_uri",
+        "concurrency",
     )
 
     def __init__(
@@ -96,7 +109,9 @@ class SmokeTestOperator(GenAITuningBaseOperator):
         scoring: str = "exact_match",
         min_score: float | str = 0.0,
         require_better_than_base: bool | str = False,
-        storage_conn_id: str | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        results_uri: str | None = None,
+        storage_conn_id: str = GCS_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -116,17 +131,24 @@ class SmokeTestOperator(GenAITuningBaseOperator):
         self.scoring = scoring
         self.min_score = min_score
         self.require_better_than_base = require_better_than_base
+        self.concurrency = concurrency
+        self.results_uri = results_uri
         self.storage_conn_id = storage_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         if self.scoring not in SCORINGS:
             raise ValueError(f"scoring must be one of {SCORINGS}, got {self.scoring!r}")
+        if int(self.concurrency) < 1:
+            raise ValueError(f"concurrency must be at least 1, got {self.concurrency!r}")
         tuned_model, base_model = self._models()
         prompts = sample(self._load_prompts(), int(self.max_prompts), self.seed)
         self.log.info("Smoke test: %d prompt(s) to %s (base model: %s)", len(prompts), tuned_model, base_model)
 
-        tuned = self._run_model(tuned_model, prompts)
-        base = self._run_model(base_model, prompts) if base_model else None
+        started = time.monotonic()
+        answers = self._ask(prompts, [tuned_model, base_model] if base_model else [tuned_model])
+        elapsed = time.monotonic() - started
+        tuned = self._summary(prompts, answers[tuned_model], elapsed)
+        base = self._summary(prompts, answers[base_model], elapsed) if base_model else None
         results = {
             "model": tuned_model,
             "base_model": base_model,
@@ -134,24 +156,48 @@ class SmokeTestOperator(GenAITuningBaseOperator):
             "min_score": float(self.min_score),
             "generation_config": self._generation_config(),
             "prompt_count": len(prompts),
-            "tuned": tuned["summary"],
-            "base": base["summary"] if base else None,
-            "examples": [
-                {
-                    "prompt": prompt.text,
-                    "expected": prompt.expected,
-                    "tuned_answer": tuned["answers"][index],
-                    **({"base_answer": base["answers"][index]} if base else {}),
-                }
-                for index, prompt in enumerate(prompts)
-            ],
+            "tuned": tuned,
+            "base": base,
         }
-        self.log.info("Tuned model: %s", tuned["summary"])
+        examples = [
+            {
+                "prompt": prompt.text,
+                "expected": prompt.expected,
+                "tuned_answer": answers[tuned_model][index],
+                **({"base_answer": answers[base_model][index]} if base_model else {}),
+            }
+            for index, prompt in enumerate(prompts)
+        ]
+        self.log.info("Tuned model: %s", tuned)
         if base:
-            self.log.info("Base model:  %s", base["summary"])
-        context["ti"].xcom_push(key="smoke_test_results", value=results)
-        self._check(results)
+            self.log.info("Base model:  %s", base)
+        if self.results_uri:
+            results["results_uri"] = str(self.results_uri)
+            self._write_results({**results, "examples": examples})
+        self._check(results, examples)
         return results
+
+    def _load_prompts(self) -> list[SmokePrompt]:
+        return load_smoke_prompts(
+            prompts=self.prompts,
+            prompts_file=self.prompts_file,
+            validation_dataset_uri=self.validation_dataset_uri,
+            storage_conn_id=self.storage_conn_id,
+            impersonation_chain=self.impersonation_chain,
+        )
+
+    def _write_results(self, results: dict[str, Any]) -> None:
+        from gemini_tuning.dataset_checks.source import write_file
+
+        data = json.dumps(results, indent=1, ensure_ascii=False)
+        written = write_file(
+            str(self.results_uri),
+            data,
+            content_type="application/json",
+            gcp_conn_id=self.storage_conn_id,
+            impersonation_chain=self.impersonation_chain,
+        )
+        self.log.info("Smoke-test answers written to %s", written)
 
     def _models(self) -> tuple[str, str | None]:
         """The tuned model to test and the base model to compare with (None: no comparison)."""
@@ -166,18 +212,6 @@ class SmokeTestOperator(GenAITuningBaseOperator):
         base_model = self.base_model or (job.base_model if job else None)
         return tuned_model, base_model if self.compare_with_base_model else None
 
-    def _load_prompts(self) -> list[SmokePrompt]:
-        if self.prompts:
-            return load_prompt_list(self.prompts)
-        if self.prompts_file:
-            return load_prompts_file(self.prompts_file, self.storage_conn_id)
-        if self.validation_dataset_uri:
-            prompts = [p for p in load_prompts_file(self.validation_dataset_uri, self.storage_conn_id) if p.expected]
-            if prompts:
-                return prompts
-            raise ValueError(f"{self.validation_dataset_uri}: no example with a model answer to test against")
-        raise ValueError("No prompts: give prompts, prompts_file or validation_dataset_uri")
-
     def _generation_config(self) -> dict[str, Any]:
         casts = {"temperature": float, "topP": float, "topK": int, "maxOutputTokens": int}
         values = {
@@ -188,37 +222,65 @@ class SmokeTestOperator(GenAITuningBaseOperator):
         }
         return {key: casts[key](value) for key, value in values.items() if value not in (None, "")}
 
-    def _run_model(self, model: str, prompts: list[SmokePrompt]) -> dict[str, Any]:
-        answers: list[str] = []
-        started = time.monotonic()
-        for prompt in prompts:
+    def _ask(self, prompts: list[SmokePrompt], models: list[str]) -> dict[str, list[str]]:
+        """Every model's answer to every prompt, ``concurrency`` calls at a time, with progress logs."""
+        answers: dict[str, list[str | None]] = {model: [None] * len(prompts) for model in models}
+        correct = dict.fromkeys(models, 0)
+        lock = threading.Lock()
+        config = self._generation_config()
+        self.hook.client  # build the client once, before the threads share it
+
+        def ask(model: str, index: int) -> None:
+            prompt = prompts[index]
             response = self.hook.generate_content(
                 model=model,
                 contents=prompt.contents,
                 system_instruction=prompt.system_instruction,
-                generation_config=self._generation_config(),
+                generation_config=config,
             )
-            answers.append(response.text or "")
-        elapsed = time.monotonic() - started
+            answer = response.text or ""
+            with lock:
+                answers[model][index] = answer
+                if prompt.expected is not None and is_correct(answer, prompt.expected, self.scoring):
+                    correct[model] += 1
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=int(self.concurrency), thread_name_prefix="smoke_test") as pool:
+            pending = {pool.submit(ask, model, index) for index in range(len(prompts)) for model in models}
+            while pending:
+                done, pending = wait(pending, timeout=PROGRESS_INTERVAL_SECONDS, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    if future.exception():
+                        for other in pending:
+                            other.cancel()
+                        raise future.exception()
+                with lock:
+                    progress = "; ".join(
+                        f"{label} {sum(a is not None for a in answers[model])}/{len(prompts)} answered, "
+                        f"{correct[model]} correct"
+                        for label, model in zip(("tuned", "base"), models)
+                    )
+                self.log.info("Smoke test after %.0f s: %s", time.monotonic() - started, progress)
+        return {model: [answer or "" for answer in texts] for model, texts in answers.items()}
+
+    def _summary(self, prompts: list[SmokePrompt], answers: list[str], elapsed: float) -> dict[str, Any]:
+        """Scores of one model; ``seconds_per_prompt`` is wall time over prompts (both models ran together)."""
         expected = [(answer, p.expected) for answer, p in zip(answers, prompts) if p.expected is not None]
         correct = sum(is_correct(answer, wanted, self.scoring) for answer, wanted in expected)
         return {
-            "answers": answers,
-            "summary": {
-                "answered": sum(1 for answer in answers if answer.strip()),
-                "empty_answers": sum(1 for answer in answers if not answer.strip()),
-                "scored": len(expected),
-                "correct": correct,
-                "score": correct / len(expected) if expected else None,
-                "seconds_per_prompt": round(elapsed / len(prompts), 3) if prompts else 0.0,
-            },
+            "answered": sum(1 for answer in answers if answer.strip()),
+            "empty_answers": sum(1 for answer in answers if not answer.strip()),
+            "scored": len(expected),
+            "correct": correct,
+            "score": correct / len(expected) if expected else None,
+            "seconds_per_prompt": round(elapsed / len(prompts), 3) if prompts else 0.0,
         }
 
-    def _check(self, results: dict[str, Any]) -> None:
+    def _check(self, results: dict[str, Any], examples: list[dict[str, Any]]) -> None:
         tuned, base = results["tuned"], results["base"]
         failures = []
         if tuned["empty_answers"]:
-            empty = [ex["prompt"] for ex in results["examples"] if not ex["tuned_answer"].strip()]
+            empty = [ex["prompt"] for ex in examples if not ex["tuned_answer"].strip()]
             failures.append(f"{tuned['empty_answers']} empty answer(s), first to: {empty[0]!r}")
         if tuned["score"] is not None and tuned["score"] < float(self.min_score):
             failures.append(

@@ -1,27 +1,32 @@
-"""Operators for the tuning job calls of the original document: create, get, list, cancel."""
+"""Operators for the tuning job calls of Google's supervised tuning guide: create, get, list, cancel."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from gemini_tuning.jobs import ENDED, ENDED_UNSUCCESSFULLY, job_state, job_to_dict, label_value
+from gemini_tuning.jobs import (
+    CANCELLING,
+    ENDED,
+    ENDED_UNSUCCESSFULLY,
+    job_state,
+    job_summary,
+    job_to_dict,
+    label_value,
+)
 from gemini_tuning.links.tuning_job import TuningJobLink
-from gemini_tuning.models import check_tuning_request
+from gemini_tuning.models import ADAPTER_RANKS, check_tuning_request
 from gemini_tuning.operators.base import GenAITuningBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-ADAPTER_SIZES = {
-    1: "ADAPTER_SIZE_ONE",
-    2: "ADAPTER_SIZE_TWO",
-    4: "ADAPTER_SIZE_FOUR",
-    8: "ADAPTER_SIZE_EIGHT",
-    16: "ADAPTER_SIZE_SIXTEEN",
-    32: "ADAPTER_SIZE_THIRTY_TWO",
-}
+_ADAPTER_SIZE_OF_RANK = {rank: name for name, rank in ADAPTER_RANKS.items()}
+
+
+REQUEST_HASH_LABEL = "airflow_request_hash"
 
 
 def dag_run_labels(dag_id: str, run_id: str) -> dict[str, str]:
@@ -42,6 +47,24 @@ def run_labels(context: Context) -> dict[str, str]:
     return {**dag_run_labels(ti.dag_id, ti.run_id), "airflow_task_id": label_value(task)}
 
 
+def request_hash(request: dict[str, Any]) -> str:
+    """
+    A short hash of what a create call asks for, as a label value.
+
+    A retry adopts a job only when this matches, so a run cleared after its dataset or its
+    hyperparameters changed starts a new job instead of reusing one trained on the old request.
+    """
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def _text(value: Any) -> str | None:
+    """A templated text field as a string: native rendering turns a display name like "2024" into an int."""
+    if value is None or value == "":
+        return None
+    return str(value)
+
+
 def _optional(value: Any, convert: type, field: str) -> Any:
     """Convert a templated hyperparameter (often a string after rendering); None and "" mean unset."""
     if value is None or value == "":
@@ -56,23 +79,25 @@ def adapter_size_name(value: Any) -> str | None:
     """Accept ``4``, ``"4"`` or ``"ADAPTER_SIZE_FOUR"``; return Vertex's enum name."""
     if value is None or value == "":
         return None
-    if str(value).upper() in ADAPTER_SIZES.values():
+    if str(value).upper() in ADAPTER_RANKS:
         return str(value).upper()
     size = _optional(value, int, "adapter_size")
-    if size not in ADAPTER_SIZES:
+    if size not in _ADAPTER_SIZE_OF_RANK:
         raise ValueError(
-            f"adapter_size must be one of {sorted(ADAPTER_SIZES)} or their ADAPTER_SIZE_* names, got {value!r}"
+            f"adapter_size must be one of {sorted(_ADAPTER_SIZE_OF_RANK)} or their ADAPTER_SIZE_* names, got {value!r}"
         )
-    return ADAPTER_SIZES[size]
+    return _ADAPTER_SIZE_OF_RANK[size]
 
 
 class CreateTuningJobOperator(GenAITuningBaseOperator):
     """
     Start a supervised tuning job, or adopt the one this task instance already started.
 
-    The job carries labels naming the DAG, the run and the task (not the try), so a retried task
-    lists jobs with those labels and reuses one that is queued, running or succeeded instead of
-    paying for a second job. Pushes ``tuning_job_name`` and the link to the job; returns the job.
+    The job carries labels naming the DAG, the run and the task (not the try) and a hash of the
+    request, so a retried task lists jobs with those labels and reuses one that is queued,
+    running or succeeded instead of paying for a second job; a changed request (new dataset,
+    other hyperparameters) does not match and gets a new job. Pushes ``tuning_job_name`` and
+    the link to the job; returns the job.
 
     :param base_model: Model to tune, e.g. ``gemini-2.0-flash-001``. (templated)
     :param training_dataset_uri: Cloud Storage URI of the training JSONL. (templated)
@@ -128,21 +153,13 @@ class CreateTuningJobOperator(GenAITuningBaseOperator):
         self.reuse_existing_job = reuse_existing_job
 
     def execute(self, context: Context) -> dict[str, Any]:
-        check_tuning_request(self.base_model, adapter_size_name(self.adapter_size), self.hook.location)
-        own_labels = run_labels(context)
+        request = self._request()
+        check_tuning_request(request["base_model"], request["adapter_size"], self.hook.location)
+        own_labels = {**run_labels(context), REQUEST_HASH_LABEL: request_hash(request)}
         job = self._job_already_started(own_labels) if self.reuse_existing_job else None
         if job is None:
-            job = self.hook.create_tuning_job(
-                base_model=self.base_model,
-                training_dataset_uri=self.training_dataset_uri,
-                validation_dataset_uri=self.validation_dataset_uri or None,
-                tuned_model_display_name=self.tuned_model_display_name or None,
-                description=self.description or None,
-                epoch_count=_optional(self.epoch_count, int, "epoch_count"),
-                adapter_size=adapter_size_name(self.adapter_size),
-                learning_rate_multiplier=_optional(self.learning_rate_multiplier, float, "learning_rate_multiplier"),
-                labels={**(self.labels or {}), **own_labels},
-            )
+            extra_labels = {str(key): str(value) for key, value in (self.labels or {}).items()}
+            job = self.hook.create_tuning_job(**request, labels={**extra_labels, **own_labels})
             self.log.info("Created tuning job %s (%s)", job.name, job_state(job))
         url = self.hook.job_url(job.name)
         self.log.info("Tuning job: %s", url)
@@ -150,10 +167,28 @@ class CreateTuningJobOperator(GenAITuningBaseOperator):
         TuningJobLink.persist(context, url)
         return job_to_dict(job)
 
+    def _request(self) -> dict[str, Any]:
+        """The create call's arguments, typed: strings stay strings, numbers are checked."""
+        base_model = _text(self.base_model)
+        training_dataset_uri = _text(self.training_dataset_uri)
+        if not base_model or not training_dataset_uri:
+            raise ValueError("base_model and training_dataset_uri are required")
+        return {
+            "base_model": base_model,
+            "training_dataset_uri": training_dataset_uri,
+            "validation_dataset_uri": _text(self.validation_dataset_uri),
+            "tuned_model_display_name": _text(self.tuned_model_display_name),
+            "description": _text(self.description),
+            "epoch_count": _optional(self.epoch_count, int, "epoch_count"),
+            "adapter_size": adapter_size_name(self.adapter_size),
+            "learning_rate_multiplier": _optional(self.learning_rate_multiplier, float, "learning_rate_multiplier"),
+        }
+
     def _job_already_started(self, own_labels: dict[str, str]) -> Any:
+        """A live or succeeded job of this task instance made from the same request (same hash label)."""
         for job in self.hook.find_tuning_jobs_by_labels(own_labels):
             state = job_state(job)
-            if state not in ENDED_UNSUCCESSFULLY and state != "JOB_STATE_CANCELLING":
+            if state not in ENDED_UNSUCCESSFULLY and state != CANCELLING:
                 self.log.info("Reusing tuning job %s (%s) started by an earlier try", job.name, state)
                 return job
             self.log.info("Not reusing tuning job %s: it ended %s", job.name, state)
@@ -187,25 +222,33 @@ class GetTuningJobOperator(_OneJobOperator):
 
 class ListTuningJobsOperator(GenAITuningBaseOperator):
     """
-    List the tuning jobs of the project and location; returns their resources.
+    List the tuning jobs of the project and location, page by page and at most ``max_jobs``.
+
+    Returns one short summary per job (name, state, display name, base model, times, labels), so
+    the XCom stays small however many jobs the project holds; get a job for its full resource.
 
     :param filter: Optional standard list filter, e.g. ``labels.airflow_dag_id="gemini_tuning"``. (templated)
-    :param page_size: Optional page size of each list call (all pages are read).
+    :param page_size: Optional page size of each list call.
+    :param max_jobs: Most jobs read and returned.
     """
 
     template_fields: Sequence[str] = (*GenAITuningBaseOperator.connection_fields, "filter")
 
-    def __init__(self, *, filter: str | None = None, page_size: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, filter: str | None = None, page_size: int | None = None, max_jobs: int = 100, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.filter = filter
         self.page_size = page_size
+        self.max_jobs = max_jobs
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        jobs = self.hook.list_tuning_jobs(filter=self.filter or None, page_size=self.page_size)
+        jobs = self.hook.list_tuning_jobs(filter=self.filter or None, page_size=self.page_size, max_jobs=self.max_jobs)
         for job in jobs:
             self.log.info("%s  %s  %s", job.name, job_state(job), job.tuned_model_display_name or "")
-        self.log.info("%d tuning job(s)", len(jobs))
-        return [job_to_dict(job) for job in jobs]
+        more = " (the first ones: raise max_jobs or narrow the filter for more)" if len(jobs) == self.max_jobs else ""
+        self.log.info("%d tuning job(s)%s", len(jobs), more)
+        return [job_summary(job) for job in jobs]
 
 
 class CancelTuningJobOperator(_OneJobOperator):

@@ -137,44 +137,23 @@ class TuningJobTrigger(BaseTrigger):
         except asyncio.CancelledError:
             # The triggerer cancels us both when it shuts down (the job must keep running: another
             # triggerer resumes the wait) and when a user stops the task; only the latter is
-            # followed by on_kill(), which cancels the job after checking the task's state.
+            # followed by on_kill(), which cancels the job.
             self.log.info("Stopped waiting for tuning job %s", self.job_name)
             raise
 
     async def on_kill(self) -> None:
-        """Cancel the job when a user stops the deferred task, never when only the triggerer stops."""
+        """
+        Cancel the job: the triggerer calls this only when a user stops the deferred task.
+
+        Airflow 3.3's triggerer calls ``on_kill`` after a mark failed / mark success / clear of
+        the task, and never when it shuts down, hands the trigger to another triggerer or times
+        it out, so there is no task state to double-check (mapped or not). A failure here is
+        logged by the triggerer; the job is then left to the run's failure handling.
+        """
         if not self.cancel_on_kill:
-            return
-        if not await self._task_is_being_stopped():
-            self.log.info("Task %s is still deferred: leaving tuning job %s running", self.task_instance, self.job_name)
             return
         self.log.info("Task was stopped: cancelling tuning job %s", self.job_name)
         await self._get_async_hook().cancel_tuning_job(self.job_name)
-
-    async def _task_is_being_stopped(self) -> bool:
-        """
-        Whether the task instance left the deferred state (mark failed / success, clear).
-
-        Airflow calls on_kill only for such user actions; the state check is a second guard, as in
-        BigQueryInsertJobTrigger. Where the state cannot be read, the triggerer's word stands.
-        """
-        ti = self.task_instance
-        if ti is None:
-            return True
-        from asgiref.sync import sync_to_async
-
-        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-        from airflow.sdk import TaskInstanceState
-
-        try:
-            states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
-                dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
-            )
-            state = states[ti.run_id][ti.task_id]
-        except Exception:
-            self.log.warning("Could not read the state of %s; trusting the kill request", ti, exc_info=True)
-            return True
-        return state != TaskInstanceState.DEFERRED
 
     async def _give_up(self, hook: GenAITuningAsyncHook) -> TriggerEvent:
         message = f"Gave up waiting for tuning job {self.job_name}: the sensor's timeout passed"

@@ -1,0 +1,44 @@
+"""The tuning DAG's form and shape: bounded sweep, sections, a run timeout, data passed as XComArgs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+
+DAG_FILE = PROJECT_ROOT / "dags" / "gemini_supervised_tuning.py"
+
+
+@pytest.fixture(scope="module")
+def dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAG_FILE)).dags["gemini_supervised_tuning"]
+
+
+def test_the_sweep_is_bounded(dag):
+    from airflow.sdk.definitions.param import ParamsDict
+
+    params = ParamsDict(dag.params)
+    params["epoch_sweep"] = list(range(1, 9))
+    params.validate()
+    params = ParamsDict(dag.params)
+    with pytest.raises(Exception, match="epoch_sweep"):
+        params["epoch_sweep"] = list(range(1, 10))  # nine paid jobs at once: refused by the form
+
+
+def test_the_form_is_grouped_in_sections(dag):
+    sections = {name: param.schema.get("section") for name, param in dag.params.items()}
+    assert set(sections.values()) == {"Data", "Model and hyperparameters", "Smoke test", "Guards"}, sections
+    assert sections["max_cost_usd"] == "Guards" and sections["training_dataset"] == "Data"
+
+
+def test_the_run_has_a_timeout_longer_than_the_wait_for_a_job(dag):
+    wait = dag.get_task("wait_for_tuning_job")
+    assert dag.dagrun_timeout.total_seconds() > wait.partial_kwargs["timeout"]
+
+
+def test_data_flows_by_xcomargs_not_jinja_pulls(dag):
+    assert "xcom_pull" not in DAG_FILE.read_text()
+    assert set(dag.get_task("smoke_test").upstream_task_ids) >= {"choose_champion", "resolve_inputs"}
+    assert set(dag.get_task("create_tuning_job").upstream_task_ids) >= {"upload_dataset", "tuning_configs"}

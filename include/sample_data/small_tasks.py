@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from include.sample_data.generate import _example, write_jsonl
+from include.sample_data.generate import WEEKDAYS, _example, write_jsonl
 
 SPLITS = ("train", "validation", "heldout")
 
@@ -174,7 +174,6 @@ MESSAGES = (
     "Good morning from {city}! {name} speaking, the app keeps crashing.",
 )
 EXTRACTION_INSTRUCTION = "Extract the customer's name and city as: name; city"
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")
 
 
 def extraction(rng: random.Random) -> Callable[[int], dict]:

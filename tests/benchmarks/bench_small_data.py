@@ -6,7 +6,8 @@ held-out split, which no tuning and no choice of settings sees (choices are read
 validation column). Two settings, trained one after the other in the same process:
   before   what the pipeline recommended before: 2 epochs for sets under 1000 examples, batch 8
   after    include.tuning_engine.recommended.recommended_schedule
-"sample520" is the shipped 520-example classification sample, for the no-loss check.
+"custom" trains with --epochs, --batch-size and --learning-rate-multiplier, to compare a candidate
+rule on the validation column. "sample520" is the shipped 520-example classification sample, for the no-loss check.
 Seconds are those of the training steps (loading and per-epoch evaluation excluded), then the
 whole train() call; use the same --torch-threads when comparing runs.
 
@@ -32,8 +33,8 @@ BEFORE_EPOCHS, BEFORE_BATCH_SIZE = 2, 8  # the pipeline's recommendation for 100
 
 @dataclass
 class Scores:
-    validation: float
-    heldout: float
+    validation: float | None  # None: not measured
+    heldout: float | None
 
 
 class StepTimer:
@@ -62,7 +63,11 @@ def main() -> None:
     names = [task.name for task in TASKS] + ["sample520"]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="*", choices=names, default=[task.name for task in TASKS])
-    parser.add_argument("--settings", choices=["before", "after", "both"], default="both")
+    parser.add_argument("--settings", choices=["before", "after", "both", "custom"], default="both")
+    parser.add_argument("--epochs", type=int, default=2, help="--settings custom")
+    parser.add_argument("--batch-size", type=int, default=8, help="--settings custom")
+    parser.add_argument("--learning-rate-multiplier", type=float, default=1.0, help="--settings custom")
+    parser.add_argument("--no-base", action="store_true", help="skip scoring the base model (it does not change)")
     parser.add_argument("--torch-threads", type=int, default=1, help="CPU threads (TUNING_ENGINE_THREADS)")
     parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / ".local_vertex" / "models")
     args = parser.parse_args()
@@ -86,14 +91,14 @@ def main() -> None:
         else:
             files = write_task(next(task for task in TASKS if task.name == name), work)
         count = len(_records(files["train"]))
-        base = score(generator, model, None, files)
-        print(f"{name}: {count} training examples; base validation {base.validation:.0%}, "
-              f"held-out {base.heldout:.0%}", flush=True)
+        base = Scores(None, None) if args.no_base else score(generator, model, None, files)
+        print(f"{name}: {count} training examples; base validation {_pct(base.validation)}, "
+              f"held-out {_pct(base.heldout)}", flush=True)
         for setting in settings:
-            epochs, batch_size, why = _schedule(setting, count)
+            epochs, batch_size, multiplier, why = _schedule(setting, count, args)
             timer = StepTimer()
             started = time.perf_counter()
-            result = tune(model, files, work / f"{name}-{setting}", epochs, batch_size, timer)
+            result = tune(model, files, work / f"{name}-{setting}", epochs, batch_size, multiplier, timer)
             total = time.perf_counter() - started
             tuned = score(generator, model, result.adapter_dir, files)
             rows.append((name, setting, count, base, tuned, epochs, batch_size, result.steps, timer.seconds, total))
@@ -104,7 +109,7 @@ def main() -> None:
           "| epochs | batch | steps | step seconds | train() seconds |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, setting, count, base, tuned, epochs, batch_size, steps, seconds, total in rows:
-        print(f"| {name} | {setting} | {count} | {base.heldout:.0%} | {tuned.validation:.0%} | {tuned.heldout:.0%} "
+        print(f"| {name} | {setting} | {count} | {_pct(base.heldout)} | {tuned.validation:.0%} | {tuned.heldout:.0%} "
               f"| {epochs} | {batch_size} | {steps} | {seconds:.0f} | {total:.0f} |")
     by_key = {(row[0], row[1]): row for row in rows}
     for name in args.tasks:
@@ -115,23 +120,29 @@ def main() -> None:
     print(f"load after: {os.getloadavg()}")
 
 
-def _schedule(setting: str, count: int) -> tuple[int, int, str]:
-    from include.tuning_engine.recommended import recommended_schedule
+def _schedule(setting: str, count: int, args) -> tuple[int, int, float, str]:
+    """(epochs, batch size, learning-rate multiplier, why) of one setting."""
+    from include.tuning_engine.recommended import LEARNING_RATE_MULTIPLIER, recommended_schedule
 
     if setting == "before":
-        return BEFORE_EPOCHS, BEFORE_BATCH_SIZE, f"{BEFORE_EPOCHS} epochs at batch {BEFORE_BATCH_SIZE}"
+        return (BEFORE_EPOCHS, BEFORE_BATCH_SIZE, LEARNING_RATE_MULTIPLIER,
+                f"{BEFORE_EPOCHS} epochs at batch {BEFORE_BATCH_SIZE}")
+    if setting == "custom":
+        return (args.epochs, args.batch_size, args.learning_rate_multiplier,
+                f"{args.epochs} epochs at batch {args.batch_size}, multiplier {args.learning_rate_multiplier:g}")
     schedule = recommended_schedule(count)
-    return schedule.epoch_count, schedule.batch_size, schedule.reason
+    return schedule.epoch_count, schedule.batch_size, LEARNING_RATE_MULTIPLIER, schedule.reason
 
 
-def tune(model: str, files: dict, output_dir: Path, epochs: int, batch_size: int, timer: StepTimer):
-    from include.tuning_engine.recommended import ADAPTER_SIZE, LEARNING_RATE_MULTIPLIER, adapter_rank
+def tune(model: str, files: dict, output_dir: Path, epochs: int, batch_size: int, multiplier: float,
+         timer: StepTimer):
+    from include.tuning_engine.recommended import ADAPTER_SIZE, adapter_rank
     from include.tuning_engine.spec import TrainingSpec
     from include.tuning_engine.trainer import train
 
     spec = TrainingSpec(base_model=model, training_data=files["train"], validation_data=files["validation"],
                         output_dir=output_dir, epoch_count=epochs, adapter_size=adapter_rank(ADAPTER_SIZE),
-                        learning_rate_multiplier=LEARNING_RATE_MULTIPLIER, batch_size=batch_size)
+                        learning_rate_multiplier=multiplier, batch_size=batch_size)
     return train(spec, timer)
 
 
@@ -141,16 +152,27 @@ def score(generator, model: str, adapter: Path | None, files: dict) -> Scores:
 
 
 def exact_match(generator, model: str, adapter: Path | None, path: Path) -> float:
-    """Greedy answers that equal the example's model turn, after stripping spaces."""
+    """Greedy answers that equal the example's model turn, after stripping spaces.
+
+    Answers are cut two tokens past the longest expected one: a longer answer cannot match.
+    """
+    from include.tuning_engine.runtime import load_tokenizer
+
     records = _records(path)
+    tokenizer = load_tokenizer(model)
+    expected_answers = [record["contents"][-1]["parts"][0]["text"].strip() for record in records]
+    max_tokens = 2 + max(len(tokenizer(answer)["input_ids"]) for answer in expected_answers)
     correct = 0
-    for record in records:
-        expected = record["contents"][-1]["parts"][0]["text"].strip()
+    for record, expected in zip(records, expected_answers):
         request = {**record, "contents": record["contents"][:-1],
-                   "generationConfig": {"temperature": 0, "maxOutputTokens": 16}}
+                   "generationConfig": {"temperature": 0, "maxOutputTokens": max_tokens}}
         answer = generator.generate(model, adapter, request)["candidates"][0]["content"]["parts"][0]["text"]
         correct += answer.strip() == expected
     return correct / len(records)
+
+
+def _pct(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{fraction:.0%}"
 
 
 def _records(path: Path) -> list[dict]:

@@ -40,12 +40,12 @@ def test_pipeline_and_local_service_recommend_the_same_epochs(task_type, example
 
 def test_small_set_reasons_give_examples_classes_steps_and_epochs():
     rec = recommend("classification", 120, class_count=10, allow_small_dataset=True)
-    assert rec.epoch_counts == [3]
+    assert rec.epoch_counts == [2]
     assert rec.reasons[0] == "10 classes: at least 1000 examples recommended"
-    assert rec.reasons[2].startswith("3 epochs recommended: 120 examples at batch 4 are 30 steps per epoch, "
-                                     "90 optimisation steps in all")
+    assert rec.reasons[2].startswith("2 epochs recommended: 120 examples at batch 4 are 30 steps per epoch, "
+                                     "60 optimisation steps in all")
     [schedule] = rec.to_dict()["schedules"]
-    assert schedule["batch_size"] == 4 and schedule["total_steps"] == 90 and schedule["reason"] == rec.reasons[2]
+    assert schedule["batch_size"] == 4 and schedule["total_steps"] == 60 and schedule["reason"] == rec.reasons[2]
 
 
 def test_user_values_win():

@@ -27,7 +27,7 @@ from include.local_vertex.errors import cancelled_error, job_error
 from include.local_vertex.processes import die_with_parent
 from include.local_vertex.store import JobRecord, JobStore
 from include.local_vertex.timefmt import now_rfc3339
-from include.tuning_engine.recommended import adapter_rank
+from include.tuning_engine.recommended import adapter_rank, recommended_hyperparameters, recommended_schedule
 from include.tuning_engine.spec import DatasetError, TrainingDiverged, TrainingSpec
 
 PROGRESS_LOG_INTERVAL_S = 10.0
@@ -197,13 +197,13 @@ class JobRun:
         base_model = local_base_model(record.resource["baseModel"], self.config)
         self.heartbeat.beat()
         hyper = dict(tuning_spec.get("hyperParameters", {}))
+        # One rule for epochs and batch size, the pipeline's recommendation step uses it too.
+        schedule = recommended_schedule(_count_examples(training), epoch_count=hyper.get("epochCount"))
         if set(hyper) != {"epochCount", "adapterSize", "learningRateMultiplier"}:
-            from include.tuning_engine.recommended import recommended_hyperparameters
-
-            recommended = recommended_hyperparameters(_count_examples(training))
-            hyper = {**recommended, **hyper}
+            hyper = {**recommended_hyperparameters(schedule.example_count), **hyper}
             hyper["epochCount"] = str(hyper["epochCount"])
             log.info("unset hyperparameters filled with the recommended values: %s", hyper)
+        log.info("%s", schedule.reason)
 
         def save(job: JobRecord):
             job.resource["supervisedTuningSpec"]["hyperParameters"] = hyper
@@ -219,6 +219,7 @@ class JobRun:
             adapter_size=adapter_rank(hyper["adapterSize"]),
             learning_rate_multiplier=float(hyper["learningRateMultiplier"]),
             checkpoint_interval_s=self.config.checkpoint_interval_s,
+            batch_size=schedule.batch_size,
         )
 
     def _cancelled_or_interrupted_before_training(self) -> bool:

@@ -1,18 +1,20 @@
 """Recommended tuning configurations per task type, from Google's supervised tuning guide.
 
 The guide's table: classification 500+ examples, summarization 1000+, extractive QA 500+,
-chat 1000+, with 2 to 4 epochs each. It adds that more than one epoch count is worth trying,
-that small datasets want fewer epochs (overfitting), and that classification needs more data as
-the number of classes grows. This module turns that advice into a decision the pipeline can
-branch on, and keeps the reasons so that the run can log and archive why it chose what it chose.
+chat 1000+, with 2 to 4 epochs each. It adds that more than one epoch count is worth trying and
+that classification needs more data as the number of classes grows. This module turns that advice
+into a decision the pipeline can branch on, and keeps the reasons so that the run can log and
+archive why it chose what it chose. The epochs come from include.tuning_engine.recommended, the
+one place that decides them for the pipeline and the local service alike.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from include.tuning_engine.recommended import recommended_schedule
+
 MINIMUM_EXAMPLES = {"classification": 500, "summarization": 1000, "extractive_qa": 500, "chat": 1000}
-EPOCH_RANGE = (2, 4)
 # The guide gives no figure for "more classes need more data"; 100 examples per class keeps the
 # guide's 500 for up to five classes and grows linearly beyond.
 EXAMPLES_PER_CLASS = 100
@@ -28,6 +30,7 @@ class Recommendation:
     enough_data: bool
     proceed: bool
     epoch_counts: list[int]
+    schedules: list[dict] = field(default_factory=list)  # per epoch count: batch, steps, why
     adapter_size: str | None = None
     learning_rate_multiplier: float | None = None
     reasons: list[str] = field(default_factory=list)
@@ -43,16 +46,6 @@ def minimum_examples(task_type: str, class_count: int | None = None) -> int:
     if task_type == "classification" and class_count:
         minimum = max(minimum, EXAMPLES_PER_CLASS * class_count)
     return minimum
-
-
-def recommended_epochs(example_count: int, minimum: int) -> int:
-    """Fewer epochs on small sets: 2 below twice the minimum, 3 below four times, else 4."""
-    low, high = EPOCH_RANGE
-    if example_count < 2 * minimum:
-        return low
-    if example_count < 4 * minimum:
-        return low + 1
-    return high
 
 
 def recommend(
@@ -88,12 +81,10 @@ def recommend(
     if epoch_sweep:
         epochs = sorted(set(int(e) for e in epoch_sweep))
         reasons.append(f"epoch sweep over {epochs}: the job with the lowest final validation loss wins")
-    elif epoch_count:
-        epochs = [int(epoch_count)]
-        reasons.append(f"{epoch_count} epochs as requested")
+        schedules = [recommended_schedule(example_count, epoch_count=e) for e in epochs]
     else:
-        epochs = [recommended_epochs(example_count, minimum)]
-        reasons.append(f"{epochs[0]} epochs recommended for {example_count} examples (fewer on small sets)")
+        schedules = [recommended_schedule(example_count, epoch_count=epoch_count)]
+    reasons.extend(schedule.reason for schedule in schedules)
     reasons.extend(f"data warning: {warning}" for warning in warnings)
 
     return Recommendation(
@@ -102,7 +93,8 @@ def recommend(
         minimum_examples=minimum,
         enough_data=enough,
         proceed=enough or allow_small_dataset,
-        epoch_counts=epochs,
+        epoch_counts=[schedule.epoch_count for schedule in schedules],
+        schedules=[schedule.to_dict() for schedule in schedules],
         adapter_size=adapter_size,
         learning_rate_multiplier=learning_rate_multiplier,
         reasons=reasons,

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gemini_tuning.recommendations import minimum_examples, recommend
+from include.tuning_engine.recommended import recommended_hyperparameters
 
 
 @pytest.mark.parametrize(
@@ -29,9 +30,22 @@ def test_small_dataset_stops_unless_allowed():
     assert allowed.proceed and not allowed.enough_data
 
 
-@pytest.mark.parametrize(("examples", "epochs"), [(520, 2), (999, 2), (1000, 3), (1999, 3), (2000, 4), (90000, 4)])
-def test_fewer_epochs_on_small_sets_within_two_to_four(examples, epochs):
-    assert recommend("classification", examples).epoch_counts == [epochs]
+@pytest.mark.parametrize("examples", [1, 100, 120, 160, 200, 300, 520, 999, 1000, 2000, 90000])
+@pytest.mark.parametrize("task_type", ["classification", "chat"])
+def test_pipeline_and_local_service_recommend_the_same_epochs(task_type, examples):
+    """One rule: the epochs the DAG sends are those the service fills in when they are unset."""
+    rec = recommend(task_type, examples, allow_small_dataset=True)
+    assert rec.epoch_counts == [recommended_hyperparameters(examples)["epochCount"]]
+
+
+def test_small_set_reasons_give_examples_classes_steps_and_epochs():
+    rec = recommend("classification", 120, class_count=10, allow_small_dataset=True)
+    assert rec.epoch_counts == [2]
+    assert rec.reasons[0] == "10 classes: at least 1000 examples recommended"
+    assert rec.reasons[2].startswith("2 epochs recommended: 120 examples at batch 4 are 30 steps per epoch, "
+                                     "60 optimisation steps in all")
+    [schedule] = rec.to_dict()["schedules"]
+    assert schedule["batch_size"] == 4 and schedule["total_steps"] == 60 and schedule["reason"] == rec.reasons[2]
 
 
 def test_user_values_win():
@@ -42,7 +56,9 @@ def test_user_values_win():
 
 
 def test_epoch_sweep_is_sorted_and_deduplicated():
-    assert recommend("classification", 520, epoch_count=3, epoch_sweep=[4, 2, 4]).epoch_counts == [2, 4]
+    rec = recommend("classification", 520, epoch_count=3, epoch_sweep=[4, 2, 4])
+    assert rec.epoch_counts == [2, 4]
+    assert [schedule["total_steps"] for schedule in rec.schedules] == [130, 260]
 
 
 def test_warnings_are_kept_as_reasons_and_result_is_serialisable():

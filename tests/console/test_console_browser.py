@@ -61,7 +61,7 @@ def jobs(console_airflow):
     finished = console_airflow.create_job("browser-finished", examples=16, epochs=1,
                                           labels=dag_run_labels("gemini_tuning_admin", run_id))
     console_airflow.service.wait_for_state(finished, {"JOB_STATE_SUCCEEDED"}, timeout_s=240)
-    running = console_airflow.create_job("browser-running", examples=64, epochs=50)
+    running = console_airflow.create_job("browser-running", examples=128, epochs=100)  # minutes: it is cancelled
     return {"finished": finished.rsplit("/", 1)[-1], "running": running.rsplit("/", 1)[-1], "run_id": run_id}
 
 
@@ -78,9 +78,17 @@ def point_count(frame, chart: str, series: str) -> int:
     return int(re.search(r"\((\d+)\)", legend).group(1))
 
 
-def test_a_user_watches_cancels_and_tries_models_in_the_console(console_airflow, browser, screenshots, jobs):
-    expect = sync_api.expect
+@pytest.fixture
+def page(browser, screenshots):
+    """A fresh page; a screenshot of what it showed last (last-page.png, useful on a failure) is kept."""
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    yield page
+    page.screenshot(path=screenshots / "last-page.png")
+    page.close()
+
+
+def test_a_user_watches_cancels_and_tries_models_in_the_console(console_airflow, page, screenshots, jobs):
+    expect = sync_api.expect
     page.set_default_timeout(WAIT_MS)
     expect.set_options(timeout=WAIT_MS)
 
@@ -113,12 +121,14 @@ def test_a_user_watches_cancels_and_tries_models_in_the_console(console_airflow,
     assert page.url.endswith(f"/plugin/gemini-tuning/gemini-tuning/jobs/{jobs['running']}")  # a shareable address
     page.screenshot(path=screenshots / "02-running-job.png")
 
-    # Cancel, confirmed in a dialog: the state goes CANCELLING (or straight on) to CANCELLED, live.
-    page.once("dialog", lambda dialog: dialog.accept())
+    # Cancel, confirmed in the page: the state goes CANCELLING (or straight on) to CANCELLED, live.
     console.get_by_role("button", name="Cancel job").click()
+    expect(console.get_by_role("alertdialog")).to_contain_text("Cancel this tuning job?")
+    page.screenshot(path=screenshots / "03-cancel-confirmation.png")
+    console.get_by_role("button", name="Yes, cancel the job").click()
     expect(console.locator("h1 [data-state=JOB_STATE_CANCELLED]")).to_be_visible()
     expect(console.get_by_role("button", name="Cancel job")).to_be_hidden()
-    page.screenshot(path=screenshots / "03-cancelled-job.png")
+    page.screenshot(path=screenshots / "04-cancelled-job.png")
 
     # A finished job: its details, its DAG run, and Try the model with both answers.
     console.get_by_role("link", name="← All jobs").click()
@@ -126,7 +136,7 @@ def test_a_user_watches_cancels_and_tries_models_in_the_console(console_airflow,
     expect(console.locator("h1 [data-state=JOB_STATE_SUCCEEDED]")).to_be_visible()
     expect(console.get_by_role("link", name="DAG run").first).to_be_visible()
     expect(console.locator("dd", has_text="ADAPTER_SIZE_FOUR")).to_be_visible()
-    page.screenshot(path=screenshots / "04-finished-job.png")
+    page.screenshot(path=screenshots / "05-finished-job.png")
 
     console.locator("textarea[name=systemInstruction]").fill("Classify the message.")
     console.locator("textarea[name=prompt]").fill("message 3: my shipping question")
@@ -140,5 +150,4 @@ def test_a_user_watches_cancels_and_tries_models_in_the_console(console_airflow,
         expect(answer.locator(".answer-stats")).to_contain_text("total")
         assert answer.locator(".error-text").count() == 0, answer.inner_text()
     console.locator(".answers").scroll_into_view_if_needed()
-    page.screenshot(path=screenshots / "05-try-the-model.png")
-    page.close()
+    page.screenshot(path=screenshots / "06-try-the-model.png")

@@ -159,7 +159,9 @@ function renderJob(job, parts) {
     c.vertexUrl && h("a", { target: "_blank", rel: "noopener", href: c.vertexUrl }, "Job in Vertex AI"),
   ];
   parts.links.replaceChildren(...links.filter(Boolean));
-  parts.cancel.hidden = c.ended || c.state === "JOB_STATE_CANCELLING";
+  const cancellable = !(c.ended || c.state === "JOB_STATE_CANCELLING");
+  if (!cancellable) parts.confirm.hidden = true;
+  parts.cancel.hidden = !cancellable || !parts.confirm.hidden;
 
   const cards = [
     section("Job", fields([
@@ -289,19 +291,29 @@ function jobPage(main, jobId) {
     title: h("h1", {}, jobId),
     links: h("span", { class: "links" }),
     cancel: h("button", { class: "danger", hidden: true }, "Cancel job"),
+    really: h("button", { class: "danger solid" }, "Yes, cancel the job"),
+    keep: h("button", {}, "Keep training"),
     details: h("div", { class: "grid" }),
     curves: h("div", { class: "curves" }),
+    progress: h("span", { class: "muted progress" }),
     tryHost: h("div"),
   };
+  parts.confirm = h("div", { class: "confirm", role: "alertdialog", hidden: true },
+    h("span", {}, "Cancel this tuning job? Training stops and cannot be resumed; the curves so far are kept."),
+    parts.really, parts.keep);
   main.replaceChildren(h("p", {}, h("a", { href: `${ROOT}/` }, "← All jobs")),
     h("div", { class: "title-row" }, parts.title, h("span", { class: "actions" }, parts.links, parts.cancel)),
-    section("Curves", parts.curves), parts.tryHost, parts.details);
+    parts.confirm,
+    h("section", { class: "card" }, h("h2", {}, "Curves ", parts.progress), parts.curves), parts.tryHost, parts.details);
 
   let tried = false;
   const watcher = poll(async () => {
     const [job, metrics] = await Promise.all([api(`/jobs/${encodeURIComponent(jobId)}`), api(`/jobs/${encodeURIComponent(jobId)}/metrics`)]);
     renderJob(job, parts);
     renderCurves(metrics, parts.curves);
+    const trained = (metrics.series["/train_total_loss"] || []).slice(-1)[0];
+    const total = ((job.tuningDataStats || {}).supervisedTuningDataStats || {}).tuningStepCount;
+    parts.progress.textContent = trained ? `step ${trained[0]}${total ? ` of ${total}` : ""}` : "";
     if (!tried && job.console.state === "JOB_STATE_SUCCEEDED" && job.tunedModel && job.tunedModel.endpoint) {
       parts.tryHost.replaceChildren(tryPanel(jobId, job));
       tried = true;
@@ -309,16 +321,19 @@ function jobPage(main, jobId) {
     return !(job.console.ended && metrics.ended);  // an ended job's page stops polling
   });
 
-  parts.cancel.addEventListener("click", async () => {
-    if (!confirm(`Cancel tuning job ${jobId}? Training stops and the job cannot be resumed.`)) return;
-    parts.cancel.disabled = true;
+  // Airflow's frame does not allow the browser's own dialogs (no allow-modals): confirm in the page.
+  parts.cancel.addEventListener("click", () => { parts.confirm.hidden = false; parts.cancel.hidden = true; });
+  parts.keep.addEventListener("click", () => { parts.confirm.hidden = true; parts.cancel.hidden = false; });
+  parts.really.addEventListener("click", async () => {
+    parts.really.disabled = true;
     try {
       await api(`/jobs/${encodeURIComponent(jobId)}/cancel`, { method: "POST", headers: ACTION_HEADERS });
       showMessage(null);
+      parts.confirm.hidden = true;
     } catch (error) {
       showMessage(error);
     } finally {
-      parts.cancel.disabled = false;
+      parts.really.disabled = false;
     }
     watcher.now();
   });

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -25,10 +27,10 @@ def console_connection(local_vertex, monkeypatch):
     return local_vertex
 
 
-@pytest.fixture
-def cancelled_jobs(console_connection):
+@pytest.fixture(scope="module")
+def cancelled_jobs(local_vertex):
     """Five jobs named pager-0..4 (two labelled team=pager), cancelled while queued: nothing trains."""
-    service = console_connection
+    service = local_vertex
     train = service.write_dataset("pager-train.jsonl", chat_rows(8))
     names = []
     with service.http() as http:
@@ -44,7 +46,7 @@ def cancelled_jobs(console_connection):
     return names
 
 
-def test_search_pages_through_every_match_once(cancelled_jobs):
+def test_search_pages_through_every_match_once(console_connection, cancelled_jobs):
     hook = backend.hook()
     seen, cursor = [], None
     for _ in range(5):
@@ -57,7 +59,7 @@ def test_search_pages_through_every_match_once(cancelled_jobs):
     assert seen == sorted(seen, reverse=True)
 
 
-def test_state_and_label_filters_reach_the_backend(cancelled_jobs):
+def test_state_and_label_filters_reach_the_backend(console_connection, cancelled_jobs):
     hook = backend.hook()
     labelled = backend.jobs_page(hook, label="team=pager", search="pager-", page_size=50)
     assert sorted(job["displayName"] for job in labelled["jobs"]) == ["pager-1", "pager-3"]
@@ -92,3 +94,54 @@ def test_a_missing_connection_reads_as_such(monkeypatch):
         backend.jobs_page(backend.hook())
     status, message = error_body(caught.value)
     assert status == 503 and DEFAULT_CONN_ID in message, message
+
+
+class _StreamingVertex(BaseHTTPRequestHandler):
+    """Stands in for Vertex AI's streamGenerateContent (SSE, as google-genai asks with alt=sse)."""
+
+    chunks = [
+        {"candidates": [{"content": {"role": "model", "parts": [{"text": "ship"}]}}]},
+        {"candidates": [{"content": {"role": "model", "parts": [{"text": "ping"}]}, "finishReason": "STOP"}],
+         "usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 2, "totalTokenCount": 9}},
+    ]
+    requests: list[str] = []
+
+    def do_POST(self):  # noqa: N802 - the http.server name
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.requests.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for chunk in self.chunks:
+            self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\r\n\r\n")
+            self.wfile.flush()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_try_streams_where_the_backend_streams(monkeypatch):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StreamingVertex)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv(CONN_ENV, connection(f"http://127.0.0.1:{server.server_port}", "token"))
+        events = list(backend.answer_events(backend.hook(for_reads=False), model="gemini-2.5-flash",
+                                            prompt="my parcel is late", system_instruction=None, settings={}))
+    finally:
+        server.shutdown()
+    assert [e["text"] for e in events if "text" in e] == ["ship", "ping"]
+    done = events[-1]["done"]
+    assert done["streamed"] is True and done["finishReason"] == "STOP"
+    assert (done["promptTokens"], done["answerTokens"]) == (7, 2)
+    assert _StreamingVertex.requests[0].endswith("models/gemini-2.5-flash:streamGenerateContent?alt=sse")
+
+
+def test_try_answers_from_the_local_service_streamed_or_not(console_connection):
+    """Without streamGenerateContent (404) one generateContent call answers, its text in one chunk."""
+    events = list(backend.answer_events(backend.hook(for_reads=False), model="gemini-2.5-flash",
+                                        prompt="message 1: my billing question", system_instruction="Classify.",
+                                        settings={"maxOutputTokens": 4, "temperature": 0}))
+    done = events[-1]["done"]
+    assert done["answerTokens"] and done["promptTokens"] and done["totalMs"] >= 0
+    if not done["streamed"]:
+        assert len([e for e in events if "text" in e]) <= 1

@@ -58,7 +58,7 @@ def jobs(console_airflow):
         run = client.post("/api/v2/dags/gemini_tuning_admin/dagRuns", json={"logical_date": None, "conf": {}})
     run.raise_for_status()
     run_id = run.json()["dag_run_id"]
-    finished = console_airflow.create_job("browser-finished", examples=16, epochs=1,
+    finished = console_airflow.create_job("browser-finished", examples=16, epochs=30,
                                           labels=dag_run_labels("gemini_tuning_admin", run_id))
     console_airflow.service.wait_for_state(finished, {"JOB_STATE_SUCCEEDED"}, timeout_s=240)
     running = console_airflow.create_job("browser-running", examples=128, epochs=100)  # minutes: it is cancelled

@@ -19,6 +19,15 @@ def test_the_sensor_links_to_its_jobs_page_in_the_console():
     assert url == "/plugin/gemini-tuning/gemini-tuning/jobs/4242"  # the console inside Airflow's frame
 
 
+def test_the_link_survives_dag_serialization_as_the_api_server_reads_it():
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = DagBag(str(PROJECT_ROOT / "dags")).dags["gemini_supervised_tuning"]
+    served = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    assert "Tuning console" in served.task_dict["wait_for_tuning_job"].extra_links
+
+
 def test_no_link_before_the_job_name_is_rendered():
     sensor = TuningJobSensor(task_id="wait", job_name="{{ ti.xcom_pull('create') }}")
     assert ConsoleJobLink().get_link(sensor, ti_key=None) == ""

@@ -9,18 +9,23 @@ function svg(tag, attrs) {
   return node;
 }
 
-function niceTicks(min, max, count) {
+/** Round tick values covering [min, max]; `whole` keeps the step a whole number (training steps). */
+function niceTicks(min, max, count, whole) {
   if (min === max) { min -= 1; max += 1; }
   const raw = (max - min) / count;
   const magnitude = Math.pow(10, Math.floor(Math.log10(raw)));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= raw);
+  let step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= raw);
+  if (whole) step = Math.max(1, Math.round(step));
   const ticks = [];
   for (let t = Math.floor(min / step) * step; t < max + step * 0.999; t += step) ticks.push(+t.toFixed(10));
   return ticks;
 }
 
-/** Draw `lines` ([{label, points: [[step, value]], color, dashed}]) into `host`, replacing what was there. */
-function lineChart(host, title, lines, format) {
+/**
+ * Draw `lines` ([{label, points: [[step, value]], color, dashed}]) into `host`, replacing what was there.
+ * `yRange` ([min, max]) fixes the value axis, e.g. [0, 1] for a fraction; otherwise it fits the data.
+ */
+function lineChart(host, title, lines, format, yRange) {
   const width = 460, height = 240, left = 52, right = 12, top = 28, bottom = 34;
   const all = lines.flatMap((line) => line.points);
   const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": title });
@@ -35,8 +40,8 @@ function lineChart(host, title, lines, format) {
     return;
   }
   const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
-  const xTicks = niceTicks(Math.min(...xs), Math.max(...xs), 5);
-  const yTicks = niceTicks(Math.min(...ys), Math.max(...ys), 4);
+  const xTicks = niceTicks(Math.min(...xs), Math.max(...xs), 5, true);
+  const yTicks = yRange ? niceTicks(yRange[0], yRange[1], 4) : niceTicks(Math.min(...ys), Math.max(...ys), 4);
   const [x0, x1] = [xTicks[0], xTicks[xTicks.length - 1]];  // the ticks span the data
   const [y0, y1] = [yTicks[0], yTicks[yTicks.length - 1]];
   const x = (v) => left + ((v - x0) / (x1 - x0 || 1)) * (width - left - right);

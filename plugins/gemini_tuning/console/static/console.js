@@ -209,7 +209,7 @@ function renderCurves(metrics, host) {
   lineChart(loss, "Loss", [line("train", "/train_total_loss", "#2563eb", false),
     line("validation", "/eval_total_loss", "#ea580c", true)], (v) => v.toPrecision(3));
   lineChart(accuracy, "Next-token accuracy", [line("train", "/train_fraction_of_correct_next_step_preds", "#2563eb", false),
-    line("validation", "/eval_fraction_of_correct_next_step_preds", "#ea580c", true)], (v) => `${Math.round(v * 100)}%`);
+    line("validation", "/eval_fraction_of_correct_next_step_preds", "#ea580c", true)], (v) => `${Math.round(v * 100)}%`, [0, 1]);
   host.replaceChildren(loss, accuracy);
 }
 

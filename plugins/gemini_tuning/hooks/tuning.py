@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -33,7 +33,7 @@ from gemini_tuning.jobs import DEFAULT_CONN_ID, TUNING_METRICS
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
     from google.genai import Client
-    from google.genai.types import GenerateContentResponse, TuningJob
+    from google.genai.types import GenerateContentConfig, GenerateContentResponse, TuningJob
 
 DEFAULT_LOCATION = "us-central1"
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 300
@@ -253,6 +253,17 @@ class GenAITuningHook(GoogleBaseHook):
         pager = self.client.tunings.list(config=ListTuningJobsConfig(filter=filter, page_size=page_size))
         return list(itertools.islice(pager, max_jobs))
 
+    def list_tuning_jobs_page(
+        self, *, filter: str | None = None, page_size: int = 50, page_token: str | None = None
+    ) -> tuple[list[TuningJob], str | None]:
+        """One page of the listing and the next page's token (None on the last): for paged views."""
+        from google.genai.types import ListTuningJobsConfig
+
+        pager = self.client.tunings.list(
+            config=ListTuningJobsConfig(filter=filter, page_size=page_size, page_token=page_token)
+        )
+        return pager.page, pager.config.get("page_token") or None
+
     def find_tuning_jobs_by_labels(self, labels: dict[str, str]) -> list[TuningJob]:
         """
         Jobs carrying all of ``labels``, newest first.
@@ -287,16 +298,20 @@ class GenAITuningHook(GoogleBaseHook):
 
         ``generation_config`` takes Vertex's camelCase keys (temperature, topP, topK, maxOutputTokens, ...).
         """
-        from google.genai.types import GenerateContentConfig
-
-        config = GenerateContentConfig.model_validate(
-            {
-                **(generation_config or {}),
-                "system_instruction": system_instruction,
-                "automatic_function_calling": {"disable": True},  # plain prompts: no tools to call
-            }
-        )
+        config = _content_config(system_instruction, generation_config)
         return self.client.models.generate_content(model=model, contents=contents, config=config)
+
+    def generate_content_stream(
+        self,
+        *,
+        model: str,
+        contents: list[dict[str, Any]] | str,
+        system_instruction: str | None = None,
+        generation_config: dict[str, Any] | None = None,
+    ) -> Iterator[GenerateContentResponse]:
+        """``streamGenerateContent``: the answer in chunks as it is generated; arguments as ``generate_content``."""
+        config = _content_config(system_instruction, generation_config)
+        return self.client.models.generate_content_stream(model=model, contents=contents, config=config)
 
     # -- metrics ---------------------------------------------------------------------------------
 
@@ -358,6 +373,18 @@ class GenAITuningHook(GoogleBaseHook):
                         }
                     )
         return rows
+
+
+def _content_config(system_instruction: str | None, generation_config: dict[str, Any] | None) -> GenerateContentConfig:
+    from google.genai.types import GenerateContentConfig
+
+    return GenerateContentConfig.model_validate(
+        {
+            **(generation_config or {}),
+            "system_instruction": system_instruction,
+            "automatic_function_calling": {"disable": True},  # plain prompts: no tools to call
+        }
+    )
 
 
 def series_rows_from_batch_read(body: dict[str, Any]) -> list[dict[str, Any]]:

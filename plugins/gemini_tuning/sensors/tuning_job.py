@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 from gemini_tuning.jobs import ENDED, ENDED_UNSUCCESSFULLY, SUCCEEDED, failure_message, job_state, job_to_dict
+from gemini_tuning.links.console import ConsoleJobLink
 from gemini_tuning.links.tuning_job import TuningJobLink
 from gemini_tuning.operators.base import GenAITuningBaseOperator
 
@@ -38,7 +39,7 @@ class TuningJobSensor(BaseSensorOperator, GenAITuningBaseOperator):
     """
 
     template_fields: Sequence[str] = (*GenAITuningBaseOperator.connection_fields, "job_name")
-    operator_extra_links = (TuningJobLink(),)
+    operator_extra_links = (TuningJobLink(), ConsoleJobLink())
 
     def __init__(
         self,

@@ -198,7 +198,8 @@ class SmokeTestOperator(GenAITuningBaseOperator):
                 system_instruction=prompt.system_instruction,
                 generation_config=self._generation_config(),
             )
-            answers.append(response.text or "")
+            # A NUL in an answer would make the XCom unstorable on PostgreSQL (JSONB refuses it).
+            answers.append((response.text or "").replace("\x00", ""))
         elapsed = time.monotonic() - started
         expected = [(answer, p.expected) for answer, p in zip(answers, prompts) if p.expected is not None]
         correct = sum(is_correct(answer, wanted, self.scoring) for answer, wanted in expected)

@@ -254,6 +254,38 @@ status() {
   return $down
 }
 
+# Trigger the tuning pipeline through the REST API, as the UI's form does, and wait for the run;
+# prints each task's state and the worker that ran it.
+trigger_and_wait() {
+  python - "http://127.0.0.1:$API_PORT/api/v2" "$1" <<'PY'
+import json, sys, time
+from datetime import datetime
+
+import httpx
+api, conf, dag = sys.argv[1], json.loads(sys.argv[2]), "gemini_supervised_tuning"
+with httpx.Client(base_url=api, timeout=30) as client:
+    deadline = time.monotonic() + 300
+    while client.get(f"/dags/{dag}").status_code != 200:
+        if time.monotonic() > deadline:
+            sys.exit(f"the dag-processor did not parse {dag} within 300 s")
+        time.sleep(2)
+    client.patch(f"/dags/{dag}", json={"is_paused": False}).raise_for_status()
+    run = client.post(f"/dags/{dag}/dagRuns", json={"logical_date": None, "conf": conf})
+    run.raise_for_status()
+    run_id = run.json()["dag_run_id"]
+    print(f"triggered {dag} run {run_id}")
+    while (run := client.get(f"/dags/{dag}/dagRuns/{run_id}").json())["state"] not in ("success", "failed"):
+        time.sleep(5)
+    tis = client.get(f"/dags/{dag}/dagRuns/{run_id}/taskInstances").json()["task_instances"]
+for ti in sorted(tis, key=lambda ti: ti["start_date"] or ""):
+    name = ti["task_id"] + (f"[{ti['map_index']}]" if ti["map_index"] >= 0 else "")
+    print(f"  {name:26} {ti['state']:16} {ti['hostname'] or '-':10} try {ti['try_number']}")
+took = datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])
+print(f"run {run['state']} in {took.total_seconds() / 60:.1f} min (first task queued to last task done)")
+sys.exit(run["state"] != "success")
+PY
+}
+
 command=${1:-}
 shift || true
 case $command in
@@ -265,6 +297,16 @@ case $command in
     set -E
     trap 'trap - ERR; echo "start failed: stopping ${requested[*]:-the shape}" >&2; stop "${requested[@]}" >/dev/null; exit 1' ERR
     start "$@" ;;
+  run)
+    scripts/setup.sh
+    shape_env
+    started=$(date +%s)
+    trap 'stop >/dev/null' EXIT
+    start
+    status=0
+    trigger_and_wait "${1:-{\}}" || status=$?
+    python scripts/summarize_run.py --since "$started" || status=$?
+    exit "$status" ;;
   stop) shape_env; stop "$@" ;;
   status) shape_env; status ;;
   *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; [ "$command" = help ] || exit 2 ;;

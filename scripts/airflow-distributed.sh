@@ -39,7 +39,7 @@ load_ports() {
   else
     PG_PORT=$(free_port) REDIS_PORT=$(free_port) API_PORT=${AIRFLOW__API__PORT:-$(free_port)}
     LOCAL_VERTEX_PORT=${LOCAL_VERTEX_PORT:-$(free_port)} LOCAL_VERTEX_STORAGE_PORT=${LOCAL_VERTEX_STORAGE_PORT:-$(free_port)}
-    declare -p PG_PORT REDIS_PORT API_PORT LOCAL_VERTEX_PORT LOCAL_VERTEX_STORAGE_PORT | sed 's/^declare -- //' >"$ROOT/ports.env"
+    for port in PG_PORT REDIS_PORT API_PORT LOCAL_VERTEX_PORT LOCAL_VERTEX_STORAGE_PORT; do echo "$port=${!port}"; done >"$ROOT/ports.env"
   fi
   export LOCAL_VERTEX_PORT LOCAL_VERTEX_STORAGE_PORT
 }
@@ -135,45 +135,49 @@ start_postgres() {
     || as_postgres "$(pg_bin createdb)" -h 127.0.0.1 -p "$PG_PORT" -U airflow airflow
 }
 
-start_part() {
+# Launch a part; await_part waits until it answers. Airflow's parts are launched together and then
+# awaited, so that their start-ups (mostly imports) overlap.
+launch_part() {
   case $1 in
     postgres) start_postgres ;;
     redis)
       mkdir -p "$ROOT/redis"
-      launch redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$ROOT/redis" --save "" --appendonly no
-      wait_for redis "an answer" redis-cli -p "$REDIS_PORT" ping ;;
+      launch redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$ROOT/redis" --save "" --appendonly no ;;
     local-vertex)
       # The token reaches the service through LOCAL_VERTEX_TOKEN, never on its command line.
       launch local-vertex python -m include.local_vertex serve --data-root "$PROJECT_ROOT" --data-dir "$LOCAL_VERTEX_DATA" \
         --port "$LOCAL_VERTEX_PORT" --storage-port "$LOCAL_VERTEX_STORAGE_PORT" \
         ${LOCAL_VERTEX_BASE_MODEL:+--base-model "$LOCAL_VERTEX_BASE_MODEL"} \
         ${LOCAL_VERTEX_MAX_CONCURRENT_JOBS:+--max-concurrent-jobs "$LOCAL_VERTEX_MAX_CONCURRENT_JOBS"} \
-        ${LOCAL_VERTEX_TORCH_THREADS:+--torch-threads "$LOCAL_VERTEX_TORCH_THREADS"}
-      wait_for local-vertex "health answer" http_ok "http://127.0.0.1:$LOCAL_VERTEX_PORT/healthz" ;;
-    api-server)
-      launch api-server airflow api-server
-      wait_for api-server "REST API" http_ok "http://127.0.0.1:$API_PORT/api/v2/version" ;;
-    scheduler)
-      launch scheduler airflow scheduler
-      wait_for scheduler "heartbeat" healthy scheduler ;;
-    dag-processor)
-      launch dag-processor airflow dag-processor
-      wait_for dag-processor "heartbeat" healthy dag_processor ;;
-    triggerer)
-      launch triggerer airflow triggerer --skip-serve-logs
-      wait_for triggerer "heartbeat" healthy triggerer ;;
+        ${LOCAL_VERTEX_TORCH_THREADS:+--torch-threads "$LOCAL_VERTEX_TORCH_THREADS"} ;;
+    api-server) launch api-server airflow api-server ;;
+    scheduler) launch scheduler airflow scheduler ;;
+    dag-processor) launch dag-processor airflow dag-processor ;;
+    triggerer) launch triggerer airflow triggerer --skip-serve-logs ;;
     worker-a|worker-b)
       # Workers share the log folder, as the compose file's workers share a volume: no log server.
       local cmd=(airflow celery worker --celery-hostname "$1@%h" --skip-serve-logs)
-      echo $(( $(cat "$RUN/$1.starts" 2>/dev/null || echo 0) + 1 )) >"$RUN/$1.starts"
+      running "$1" || echo $(( $(cat "$RUN/$1.starts" 2>/dev/null || echo 0) + 1 )) >"$RUN/$1.starts"
       if unshare --uts true 2>/dev/null; then
         launch "$1" unshare --uts sh -c 'hostname "$0" && exec "$@"' "$1" "${cmd[@]}"
       else
         launch "$1" "${cmd[@]}"
-      fi
-      wait_for "$1" "Celery ready line" worker_ready "$1" ;;
+      fi ;;
     *) echo "unknown part '$1'; the parts are: ${ALL[*]}" >&2; return 2 ;;
   esac
+}
+
+await_part() {
+  case $1 in
+    postgres) ;;  # pg_ctl start -w has waited
+    redis) wait_for redis "an answer" redis-cli -p "$REDIS_PORT" ping ;;
+    local-vertex) wait_for local-vertex "health answer" http_ok "http://127.0.0.1:$LOCAL_VERTEX_PORT/healthz" ;;
+    api-server) wait_for api-server "REST API" http_ok "http://127.0.0.1:$API_PORT/api/v2/version" ;;
+    scheduler|triggerer) wait_for "$1" "heartbeat" healthy "$1" ;;
+    dag-processor) wait_for dag-processor "heartbeat" healthy dag_processor ;;
+    worker-a|worker-b) wait_for "$1" "Celery ready line" worker_ready "$1" ;;
+  esac
+  echo "$1: running (pid $(pid_of "$1"), log $LOGS/$1.log)"
 }
 
 tokenizer_variable() {
@@ -200,15 +204,19 @@ migrate() {
 }
 
 start() {
-  local parts=("$@")
+  local parts=("$@") part airflow=()
   [ ${#parts[@]} -gt 0 ] || parts=("${ALL[@]}")
   for part in "${parts[@]}"; do
     case $part in
-      api-server|scheduler|dag-processor|triggerer|worker-*) migrate; tokenizer_variable ;;
+      postgres|redis|local-vertex) launch_part "$part"; await_part "$part" ;;
+      *) airflow+=("$part") ;;
     esac
-    start_part "$part"
-    echo "$part: running (pid $(pid_of "$part"), log $LOGS/$part.log)"
   done
+  [ ${#airflow[@]} -gt 0 ] || return 0
+  migrate
+  tokenizer_variable
+  for part in "${airflow[@]}"; do launch_part "$part"; done
+  for part in "${airflow[@]}"; do await_part "$part"; done
 }
 
 # SIGTERM to the part's process group, then SIGKILL to what is left after a grace period.

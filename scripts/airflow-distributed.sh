@@ -26,7 +26,6 @@ RUN=$ROOT/run
 LOGS=$ROOT/logs
 PGDATA=$ROOT/postgres
 ALL=(postgres redis local-vertex api-server scheduler dag-processor triggerer worker-a worker-b)
-WORKERS=(worker-a worker-b)
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 

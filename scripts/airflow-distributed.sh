@@ -218,30 +218,30 @@ start() {
   for part in "${airflow[@]}"; do await_part "$part"; done
 }
 
-# SIGTERM to the part's process group, then SIGKILL to what is left after a grace period.
-stop_part() {
-  local name=$1 pid
-  if [ "$name" = postgres ]; then
-    if [ -f "$PGDATA/PG_VERSION" ] && as_postgres "$(pg_bin pg_ctl)" -D "$PGDATA" status >/dev/null 2>&1; then
-      as_postgres "$(pg_bin pg_ctl)" -D "$PGDATA" -m fast -w -t 60 stop >/dev/null
-    fi
-    rm -f "$RUN/postgres.pid"; return
-  fi
-  pid=$(pid_of "$name") || return 0
-  kill -TERM -- "-$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + ${AIRFLOW_DISTRIBUTED_STOP_GRACE:-30}))
-  while kill -0 -- "-$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.5; done
-  kill -KILL -- "-$pid" 2>/dev/null || true
-  rm -f "$RUN/$name.pid"
-}
-
+# SIGTERM to each part's process group (all at once: their shutdowns overlap), then SIGKILL to what
+# is left of a group after a grace period. PostgreSQL stops last, through pg_ctl.
 stop() {
-  local parts=("$@") i
+  local parts=("$@") part pid pids=() deadline i
   if [ ${#parts[@]} -eq 0 ]; then
     for ((i = ${#ALL[@]} - 1; i >= 0; i--)); do parts+=("${ALL[i]}"); done
   fi
   for part in "${parts[@]}"; do
-    stop_part "$part"
+    [ "$part" != postgres ] || continue
+    if pid=$(pid_of "$part"); then
+      kill -TERM -- "-$pid" 2>/dev/null || true
+      pids+=("$pid")
+    fi
+  done
+  deadline=$((SECONDS + ${AIRFLOW_DISTRIBUTED_STOP_GRACE:-30}))
+  for pid in "${pids[@]}"; do
+    while kill -0 -- "-$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.5; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  done
+  for part in "${parts[@]}"; do
+    if [ "$part" = postgres ] && [ -f "$PGDATA/PG_VERSION" ] && as_postgres "$(pg_bin pg_ctl)" -D "$PGDATA" status >/dev/null 2>&1; then
+      as_postgres "$(pg_bin pg_ctl)" -D "$PGDATA" -m fast -w -t 60 stop >/dev/null
+    fi
+    rm -f "$RUN/$part.pid"
     echo "$part: stopped"
   done
 }

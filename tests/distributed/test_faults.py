@@ -25,10 +25,11 @@ WORKERS = {"worker-a", "worker-b"}
 
 
 def small_run(shape: DistributedAirflow, name: str, offset: int = 0) -> dict:
-    """Conf for a short run on its own slice of the sample data (allowed to be small)."""
+    """Conf for a short run on its own slice of the sample's training data (allowed to be small)."""
     files = {}
-    for role, count in (("train", 120), ("validation", 24)):
-        lines = (SAMPLE / f"{role}.jsonl").read_text().splitlines()[offset:offset + count]
+    for role, start, count in (("train", offset, 120), ("validation", 0, 24)):
+        lines = (SAMPLE / f"{role}.jsonl").read_text().splitlines()[start:start + count]
+        assert len(lines) == count, f"the sample's {role}.jsonl has too few lines for this slice"
         path = shape.root / f"{name}-{role}.jsonl"
         path.write_text("\n".join(lines) + "\n")
         files[role] = str(path)

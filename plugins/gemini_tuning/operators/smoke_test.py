@@ -238,7 +238,8 @@ class SmokeTestOperator(GenAITuningBaseOperator):
                 system_instruction=prompt.system_instruction,
                 generation_config=config,
             )
-            answer = response.text or ""
+            # A NUL in an answer would make it unstorable on PostgreSQL (JSONB refuses it).
+            answer = (response.text or "").replace("\x00", "")
             with lock:
                 answers[model][index] = answer
                 if prompt.expected is not None and is_correct(answer, prompt.expected, self.scoring):

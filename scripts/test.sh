@@ -13,16 +13,12 @@ command -v docker-compose >/dev/null || apt_wanted+=(docker-compose)
 # The distributed-shape tests (tests/distributed): PostgreSQL and Redis servers.
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || apt_wanted+=(postgresql)
 command -v redis-server >/dev/null || apt_wanted+=(redis-server)
+# The console's browser test drives Debian's chromium with Playwright (whose own browser download
+# is not reachable here).
+[ -x /usr/bin/chromium ] || apt_wanted+=(chromium)
 if [ ${#apt_wanted[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_wanted[@]}") >/dev/null 2>&1 \
     || echo "test: could not install ${apt_wanted[*]}; the tests that need them will be skipped"
-fi
-
-# The console's browser test drives Debian's chromium with Playwright (whose own browser download
-# is not reachable here). Install it the same way; the test skips, saying why, when we cannot.
-if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
-    || echo "test: could not install chromium; the console's browser test will be skipped"
 fi
 
 status=0

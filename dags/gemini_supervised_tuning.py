@@ -33,6 +33,7 @@ import pendulum
 
 from airflow.sdk import Asset, Param, chain, dag, task
 from gemini_tuning.callbacks import cancel_tuning_jobs_of_run
+from gemini_tuning.models import ADAPTER_SIZES, DEFAULT_BASE_MODEL, SUGGESTED_BASE_MODELS
 from gemini_tuning.operators.archive_metrics import ArchiveTuningMetricsOperator
 from gemini_tuning.operators.dataset import UploadTuningDatasetOperator, ValidateTuningDatasetOperator
 from gemini_tuning.operators.smoke_test import SmokeTestOperator
@@ -43,14 +44,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = "include/sample_data/classification"
 TRAINING_DATA = Asset(name="gemini_tuning_training_data")
 TUNED_MODEL = Asset(name="gemini_tuned_model")
-ADAPTER_SIZES = [
-    "ADAPTER_SIZE_ONE",
-    "ADAPTER_SIZE_TWO",
-    "ADAPTER_SIZE_FOUR",
-    "ADAPTER_SIZE_EIGHT",
-    "ADAPTER_SIZE_SIXTEEN",
-    "ADAPTER_SIZE_THIRTY_TWO",
-]
 TASK_TYPES = ["classification", "summarization", "extractive_qa", "chat"]
 
 # Where datasets are uploaded and runs archived: Airflow Variables (or AIRFLOW_VAR_* environment
@@ -67,8 +60,9 @@ PARAMS = {
         description="Display name of the tuned model (up to 128 characters).",
     ),
     "base_model": Param(
-        "gemini-2.0-flash-001", type="string", title="Base model",
-        description="The Gemini model to tune, e.g. gemini-2.0-flash-001 or gemini-2.5-flash.",
+        DEFAULT_BASE_MODEL, type="string", minLength=1, examples=list(SUGGESTED_BASE_MODELS), title="Base model",
+        description="The Gemini model to tune: one of the suggestions (the models that support "
+        "supervised tuning) or any other model name.",
     ),
     "region": Param(
         None, type=["null", "string"], title="Region",
@@ -98,7 +92,8 @@ PARAMS = {
     ),
     "adapter_size": Param(
         None, type=["null", "string"], enum=[None, *ADAPTER_SIZES], title="Adapter size",
-        description="LoRA adapter size. Leave empty for the recommended value.",
+        description="LoRA adapter size. Leave empty for the recommended value. "
+        "Gemini 2.5 Pro takes up to EIGHT, the other models up to SIXTEEN.",
     ),
     "learning_rate_multiplier": Param(
         None, type=["null", "number"], exclusiveMinimum=0, maximum=10, title="Learning-rate multiplier",
@@ -170,6 +165,7 @@ def gemini_supervised_tuning():
         backend=BACKEND,
         tokenizer=TOKENIZER,
         report_dir=ARCHIVE_PREFIX + "/dataset_report",
+        base_model="{{ params.base_model }}",
     )
     upload = UploadTuningDatasetOperator(
         task_id="upload_dataset",

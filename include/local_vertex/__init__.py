@@ -23,8 +23,15 @@ Served under both {v} = /v1 and /v1beta1 ({parent} = projects/{p}/locations/{l},
                                                           state="JOB_STATE_RUNNING" AND labels.k="v"
     GET  {v}/{parent}/tuningJobs/{id}                     get
     POST {v}/{parent}/tuningJobs/{id}:cancel              cancel ({}; 400 FAILED_PRECONDITION if ended)
-    POST {v}/{parent}/endpoints/{id}:generateContent      the tuned model (tunedModel.endpoint)
-    POST {v}/{parent}/publishers/google/models/{model}:generateContent   the base model
+    POST {v}/{parent}/endpoints/{id}:{call}               the tuned model (tunedModel.endpoint)
+    POST {v}/{parent}/publishers/google/models/{model}:{call}            the base model
+         {call}: generateContent, streamGenerateContent (?alt=sse: server-sent events; else a
+         JSON array), countTokens, computeTokens
+    GET  {v}/{parent}/models/{id}[@1]                     the tuned model (tunedModel.model)
+
+Request bodies are read as Google's JSON parser reads them (wire.py): camelCase or snake_case,
+one object for a repeated field, enum values and roles in any case. `GET /openapi.json` (with
+the token) documents the routes, bodies as Google's schemas.
 
 A job's metrics (the job's `experiment` field is {parent}/tensorboards/{id}/experiments/{id}),
 in the shape of Vertex TensorBoard reads; one run, "train", holds the six series
@@ -79,7 +86,8 @@ epoch) on the next start; a job whose service crashed (was killed) resumes too, 
 Training examples longer than the limit (2048 tokens) lose their oldest context, never their
 last answer, and are reported in truncatedExampleIndices.
 
-Modules: api (routes), job_requests (create body), filters (list filter), store (SQLite),
+Modules: api (the app), routes/ (a router per resource), wire (Google's JSON), job_requests
+(create body), filters (list filter), store (SQLite),
 scheduler (queue, cancels, recovery), worker (one job's process), datasets/storage/paths
 (URIs and pins, emulator, confinement), generation (the generation process), tensorboard (metrics),
 server and __main__ (the command).

@@ -1,6 +1,6 @@
 """Which base models a client may name, and what local model each one runs on.
 
-Clients name Vertex models ("gemini-2.5-flash", "publishers/google/models/gemini-2.0-flash-001")
+Clients name Vertex models ("gemini-2.5-flash", "publishers/google/models/gemini-2.5-pro")
 or "smollm2". A client never names a folder or a Hugging Face id: that would let a request make
 the service read an arbitrary path. Only the operator's --base-model may do that.
 """

@@ -53,6 +53,12 @@ def too_large(message: str) -> ApiError:
     return ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "INVALID_ARGUMENT", message)
 
 
+def internal() -> ApiError:
+    """A 500 that tells the client nothing of the service's internals (the log has the details)."""
+    return ApiError(HTTPStatus.INTERNAL_SERVER_ERROR, "INTERNAL",
+                    "Internal error encountered; the local Vertex service's log has the details")
+
+
 def job_error(status: str, message: str) -> dict:
     """A TuningJob's `error` (google.rpc.Status)."""
     return {"code": RPC_CODES[status], "message": message}

@@ -15,6 +15,8 @@ from include.local_vertex.errors import invalid_argument
 from include.local_vertex.timefmt import parse_rfc3339
 
 Predicate = Callable[[dict], bool]
+MAX_DEPTH = 32  # parentheses and NOTs nested deeper are refused, not recursed into
+MAX_LENGTH = 4096
 
 _TOKEN = re.compile(
     r'\s*(?:(?P<paren>[()])|(?P<op><=|>=|!=|=|:|<|>)|"(?P<quoted>(?:[^"\\]|\\.)*)"'
@@ -37,6 +39,8 @@ def compile_filter(text: str | None) -> Predicate:
     """A predicate over TuningJob resources; ApiError(400) saying where the filter is wrong."""
     if not text or not text.strip():
         return lambda job: True
+    if len(text) > MAX_LENGTH:
+        raise invalid_argument(f"the filter is {len(text)} characters long; at most {MAX_LENGTH} are accepted")
     parser = _Parser(text)
     predicate = parser.expression()
     if parser.peek() is not None:
@@ -62,6 +66,7 @@ class _Parser:
             self.tokens.append((kind, value))
             pos = match.end()
         self.pos = 0
+        self.depth = 0
 
     def error(self, message: str):
         return invalid_argument(f"invalid filter {self.text!r}: {message}")
@@ -100,6 +105,15 @@ class _Parser:
         return parts[0] if len(parts) == 1 else (lambda job: any(p(job) for p in parts))
 
     def factor(self) -> Predicate:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise self.error(f"it nests parentheses or NOT more than {MAX_DEPTH} deep")
+            return self._factor()
+        finally:
+            self.depth -= 1
+
+    def _factor(self) -> Predicate:
         token = self.peek()
         if self._keyword("NOT") or (token and token[0] == "word" and token[1] == "-" and self.take()):
             inner = self.factor()
@@ -116,11 +130,12 @@ class _Parser:
         kind, field = self.take()
         if kind != "word":
             raise self.error(f"expected a field name, got {field!r}")
-        if field.startswith("-") and len(field) > 1:  # "-labels.x:*" is NOT labels.x:*
+        if field.startswith("-") and field.strip("-"):  # "-labels.x:*" is NOT labels.x:*
+            negations = len(field) - len(field.lstrip("-"))
             self.pos -= 1
-            self.tokens[self.pos] = ("word", field[1:])
+            self.tokens[self.pos] = ("word", field.lstrip("-"))
             inner = self.comparison()
-            return lambda job: not inner(job)
+            return (lambda job: not inner(job)) if negations % 2 else inner
         op_kind, op = self.take()
         if op_kind != "op":
             raise self.error(f"expected an operator after {field!r}, got {op!r}")

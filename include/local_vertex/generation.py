@@ -1,7 +1,9 @@
-"""generateContent in a process of its own, with the requests that wait batched together.
+"""The model calls in a process of its own, with the generateContent requests that wait batched.
 
 The API process never loads a model: it resolves which model a request needs, hands the request
-to the generation process (JSON lines on its stdin and stdout) and awaits the answer. That
+to the generation process (JSON lines on its stdin and stdout) and awaits the answer (or, for a
+streamed one, its text as it settles). The routes use four calls: generate, stream,
+count_tokens and compute_tokens. That
 process answers the requests waiting at once as one batch (dynamic batching: while a batch
 decodes, the next one gathers), so concurrent requests cost little more than one. A crash or an
 out-of-memory kill there fails the requests in flight with a clear error and nothing else: the
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import itertools
 import json
 import logging
@@ -27,7 +30,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import AsyncIterator, Callable
 
 import orjson
 
@@ -50,33 +53,76 @@ class GenerationService:
         self.config = config
         self._lock = threading.Lock()  # guards the process, its pipe and the pending table
         self._proc: subprocess.Popen | None = None
-        self._pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future, subprocess.Popen]] = {}
+        self._pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Queue, subprocess.Popen]] = {}
         self._ids = itertools.count(1)
         self._admitted = 0  # requests between admission and answer
         self._closed = False
 
     async def generate(self, resolve_model: ModelResolver, request: dict) -> dict:
+        return await self._call("generate", resolve_model, request)
+
+    async def stream(self, resolve_model: ModelResolver, request: dict) -> AsyncIterator[str | dict]:
+        """The answer's text in pieces as it settles (str), then the whole answer (a dict)."""
+        sent = 0
+        async for kind, payload in self._exchange("stream", resolve_model, request):
+            if kind == "text":
+                if len(payload) > sent:
+                    yield payload[sent:]
+                    sent = len(payload)
+                continue
+            text = payload["candidates"][0]["content"]["parts"][0]["text"]
+            if len(text) > sent:
+                yield text[sent:]
+            yield payload
+
+    async def count_tokens(self, resolve_model: ModelResolver, request: dict) -> int:
+        return await self._call("count_tokens", resolve_model, request)
+
+    async def compute_tokens(self, resolve_model: ModelResolver, request: dict) -> list[dict]:
+        infos = await self._call("compute_tokens", resolve_model, request)
+        return [{**info, "tokens": [base64.b64decode(token) for token in info["tokens"]]} for info in infos]
+
+    async def _call(self, op: str, resolve_model: ModelResolver, request: dict):
+        """The answer of a call that is not streamed (read to the end, so the call's clean-up runs now)."""
+        answer = None
+        async for kind, payload in self._exchange(op, resolve_model, request):
+            if kind == "done":
+                answer = payload
+        return answer
+
+    async def _exchange(self, op: str, resolve_model: ModelResolver, request: dict):
+        """Sends one call to the generation process; yields ("text", settled text) while a
+        streamed answer decodes, then ("done", answer). Raises the call's ApiError."""
         if self._admitted >= self.config.generation_max_queue:  # the event loop's thread only: no lock
             raise ApiError(429, "RESOURCE_EXHAUSTED",
-                           f"{self._admitted} generateContent requests are already waiting or running "
+                           f"{self._admitted} model calls are already waiting or running "
                            f"(the limit is {self.config.generation_max_queue}); retry later")
         self._admitted += 1
         loop = asyncio.get_running_loop()
         request_id = next(self._ids)
+        done = False
         try:
             base_model, adapter_dir = await loop.run_in_executor(None, resolve_model)
-            future = loop.create_future()
-            message = {"id": request_id, "baseModel": base_model, "request": request,
-                       "adapterDir": str(adapter_dir) if adapter_dir else None}
-            self._send(request_id, message, loop, future)
-            return await asyncio.wait_for(future, timeout=self.config.generation_timeout_s)
-        except asyncio.TimeoutError:
-            self._cancel(request_id)
-            raise ApiError(504, "DEADLINE_EXCEEDED",
-                           f"generateContent did not finish within {self.config.generation_timeout_s:g} s; "
-                           "ask for fewer maxOutputTokens or retry later") from None
+            inbox: asyncio.Queue = asyncio.Queue()
+            self._send(request_id, {"id": request_id, "op": op, "baseModel": base_model, "request": request,
+                                    "adapterDir": str(adapter_dir) if adapter_dir else None}, loop, inbox)
+            deadline = loop.time() + self.config.generation_timeout_s
+            while not done:
+                try:
+                    kind, payload = await asyncio.wait_for(inbox.get(), timeout=max(0.0, deadline - loop.time()))
+                except asyncio.TimeoutError:
+                    raise ApiError(504, "DEADLINE_EXCEEDED",
+                                   f"the model call did not finish within {self.config.generation_timeout_s:g} s; "
+                                   "ask for fewer maxOutputTokens or retry later") from None
+                if kind == "error":
+                    done = True
+                    raise payload
+                done = kind == "done"
+                yield kind, payload
         finally:
             self._admitted -= 1
+            if not done:  # timed out, or the client went away: stop decoding it
+                self._cancel(request_id)
             with self._lock:
                 self._pending.pop(request_id, None)
 
@@ -86,12 +132,12 @@ class GenerationService:
         proc = self._proc
         return proc.pid if proc is not None and proc.poll() is None else None
 
-    def _send(self, request_id: int, message: dict, loop, future) -> None:
+    def _send(self, request_id: int, message: dict, loop, inbox: asyncio.Queue) -> None:
         with self._lock:
             if self._closed:
                 raise ApiError(503, "UNAVAILABLE", "the service is shutting down")
             proc = self._running_process()
-            self._pending[request_id] = (loop, future, proc)
+            self._pending[request_id] = (loop, inbox, proc)
             try:
                 proc.stdin.write(orjson.dumps(message) + b"\n")
                 proc.stdin.flush()
@@ -123,18 +169,20 @@ class GenerationService:
         return self._proc
 
     def _read_answers(self, proc: subprocess.Popen) -> None:
-        """Resolves each answer's future; when the process ends, fails the requests it had."""
+        """Hands each answer to its caller; when the process ends, fails the calls it had."""
         for line in proc.stdout:
             answer = orjson.loads(line)
             with self._lock:
                 entry = self._pending.get(answer["id"])
             if entry is None:
                 continue  # timed out meanwhile
-            if "response" in answer:
-                _resolve(entry, result=answer["response"])
+            if "text" in answer:
+                _deliver(entry, "text", answer["text"])
+            elif "response" in answer:
+                _deliver(entry, "done", answer["response"])
             else:
                 error = answer["error"]
-                _resolve(entry, error=ApiError(error["code"], error["status"], error["message"]))
+                _deliver(entry, "error", ApiError(error["code"], error["status"], error["message"]))
         status = proc.wait()
         if not self._closed:
             log.error("generation process %d %s", proc.pid, describe_exit(status))
@@ -145,7 +193,7 @@ class GenerationService:
         with self._lock:
             lost = [entry for entry in self._pending.values() if entry[2] is proc]
         for entry in lost:
-            _resolve(entry, error=reason)
+            _deliver(entry, "error", reason)
 
     def close(self) -> None:
         with self._lock:
@@ -156,18 +204,10 @@ class GenerationService:
             stop_process(proc, grace_s=5.0)
 
 
-def _resolve(entry, *, result: dict | None = None, error: Exception | None = None) -> None:
-    loop, future, _ = entry
-
-    def settle():
-        if not future.done():
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
-
+def _deliver(entry, kind: str, payload) -> None:
+    loop, inbox, _ = entry
     try:
-        loop.call_soon_threadsafe(settle)
+        loop.call_soon_threadsafe(inbox.put_nowait, (kind, payload))
     except RuntimeError:  # the event loop is gone (shutdown)
         pass
 
@@ -203,21 +243,43 @@ def _serve_generation() -> None:
     from include.tuning_engine.generation import Generator
 
     generator = Generator()
+
+    def send(answer: dict) -> None:
+        answers.write(orjson.dumps(answer) + b"\n")
+        answers.flush()
+
     while (batch := _next_batch(inbox)) is not None:
         batch = [message for message in batch if message["id"] not in cancelled]
-        if not batch:
+        decode = [message for message in batch if message["op"] in ("generate", "stream")]
+        for message in batch:  # token counts need no model: answered at once
+            if message["op"] in ("count_tokens", "compute_tokens"):
+                send(_answer(message["id"], _token_call(generator, message)))
+        if not decode:
             continue
-        log.info("decoding %d request%s", len(batch), "s" if len(batch) > 1 else "")
+        log.info("decoding %d request%s", len(decode), "s" if len(decode) > 1 else "")
         items = [(message["baseModel"], Path(message["adapterDir"]) if message["adapterDir"] else None,
-                  message["request"]) for message in batch]
+                  message["request"]) for message in decode]
+        streamed = {index: (lambda text, request_id=message["id"]: send({"id": request_id, "text": text}))
+                    for index, message in enumerate(decode) if message["op"] == "stream"}
         try:
-            results = generator.generate_batch(items, cancelled=lambda index: batch[index]["id"] in cancelled)
+            results = generator.generate_batch(items, cancelled=lambda index: decode[index]["id"] in cancelled,
+                                               on_text=streamed)
         except Exception as exc:  # noqa: BLE001 - each request must get an answer
             log.exception("generation failed")
-            results = [exc] * len(batch)
-        for message, result in zip(batch, results):
-            answers.write(orjson.dumps(_answer(message["id"], result)) + b"\n")
-        answers.flush()
+            results = [exc] * len(decode)
+        for message, result in zip(decode, results):
+            send(_answer(message["id"], result))
+
+
+def _token_call(generator, message: dict):
+    """countTokens or computeTokens (token bytes in base64, as JSON carries them); or the error."""
+    try:
+        if message["op"] == "count_tokens":
+            return generator.count_tokens(message["baseModel"], message["request"])
+        infos = generator.compute_tokens(message["baseModel"], message["request"])
+        return [{**info, "tokens": [base64.b64encode(token).decode() for token in info["tokens"]]} for info in infos]
+    except Exception as exc:  # noqa: BLE001 - each request must get an answer
+        return exc
 
 
 def _next_batch(inbox: queue.Queue) -> list[dict] | None:
@@ -239,7 +301,8 @@ def _next_batch(inbox: queue.Queue) -> list[dict] | None:
 
 
 def _answer(request_id: int, result: dict | Exception) -> dict:
-    if isinstance(result, dict):
+    """The line that answers a call: its result, or Google's error shape for its exception."""
+    if not isinstance(result, Exception):
         return {"id": request_id, "response": result}
     if isinstance(result, ValueError):
         code, status = 400, "INVALID_ARGUMENT"

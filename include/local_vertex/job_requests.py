@@ -1,8 +1,8 @@
-"""The tuningJobs.create body: accepted in camelCase or snake_case, validated, made a resource.
+"""The tuningJobs.create body (already in canonical form, see wire.py): validated, made a resource.
 
-Google's JSON parsers accept both spellings of every field (the original documentation's curl
-example sends `training_dataset_uri`, `hyper_parameters`, `epoch_count`), so keys are turned
-into camelCase first; label keys are the user's data and are left as written.
+Fields Vertex accepts and the local service can keep without acting on them (`serviceAccount`,
+`encryptionSpec`) are kept and returned; fields it cannot honour (preference tuning, continuous
+tuning, evaluation during tuning) are refused with a 400 that says so.
 """
 
 from __future__ import annotations
@@ -10,54 +10,44 @@ from __future__ import annotations
 import math
 import re
 
+from include.local_vertex.base_models import canonical_base_model
 from include.local_vertex.errors import invalid_argument
-from include.tuning_engine.recommended import ADAPTER_SIZES
+from include.local_vertex.wire import fields_of
+from plugins.gemini_tuning.models import ADAPTER_SIZES, TuningRequestError, check_tuning_request
+
 MAX_EPOCHS = 100
 
-_CREATE_FIELDS = {"baseModel", "tunedModelDisplayName", "description", "labels", "supervisedTuningSpec"}
+_CREATE_FIELDS = {"baseModel", "tunedModelDisplayName", "description", "labels", "supervisedTuningSpec",
+                  "serviceAccount", "encryptionSpec"}
 _SPEC_FIELDS = {"trainingDatasetUri", "validationDatasetUri", "hyperParameters", "exportLastCheckpointOnly"}
 _HYPER_FIELDS = {"epochCount", "adapterSize", "learningRateMultiplier"}
+_NOT_HONOURED = {
+    "preTunedModel": "preTunedModel (continuous tuning)",
+    "preferenceOptimizationSpec": "preferenceOptimizationSpec (preference tuning)",
+    "evaluationConfig": "supervisedTuningSpec.evaluationConfig (evaluation during tuning)",
+}
 _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+_SERVICE_ACCOUNT = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
-def camel_keys(value, opaque: frozenset[str] = frozenset({"labels"})):
-    """A copy of `value` with every dict key in camelCase, except inside the `opaque` maps."""
-    if isinstance(value, list):
-        return [camel_keys(item, opaque) for item in value]
-    if not isinstance(value, dict):
-        return value
-    converted = {}
-    for key, item in value.items():
-        camel = _camel(key)
-        converted[camel] = item if camel in opaque else camel_keys(item, opaque)
-    return converted
-
-
-def _camel(key: str) -> str:
-    head, *rest = key.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-def parse_create_request(body) -> dict:
-    """The validated request in camelCase; ApiError(400) naming the offending field otherwise."""
+def parse_create_request(body, location: str) -> dict:
+    """The validated request; ApiError(400) naming the offending field otherwise."""
     if not isinstance(body, dict):
         raise invalid_argument("the request body must be a JSON object (a TuningJob)")
-    body = camel_keys(body)
-    if "preTunedModel" in body:
-        raise invalid_argument("preTunedModel (continuous tuning) is not supported by the local service")
-    _reject_unknown(body, _CREATE_FIELDS, "")
+    _reject_unknown(body, _CREATE_FIELDS, "TuningJob", "")
     base_model = body.get("baseModel")
     if not isinstance(base_model, str) or not base_model:
         raise invalid_argument("baseModel is required (for example \"gemini-2.5-flash\")")
-    for text_field in ("tunedModelDisplayName", "description"):
+    canonical_base_model(base_model)
+    for text_field in ("tunedModelDisplayName", "description", "serviceAccount"):
         if text_field in body and not isinstance(body[text_field], str):
             raise invalid_argument(f"{text_field} must be a string")
     labels = _labels(body.get("labels", {}))
     spec = body.get("supervisedTuningSpec")
     if not isinstance(spec, dict):
         raise invalid_argument("supervisedTuningSpec is required (with trainingDatasetUri)")
-    _reject_unknown(spec, _SPEC_FIELDS, "supervisedTuningSpec.")
+    _reject_unknown(spec, _SPEC_FIELDS, "SupervisedTuningSpec", "supervisedTuningSpec.")
     for uri_field in ("trainingDatasetUri", "validationDatasetUri"):
         if uri_field in spec and not isinstance(spec[uri_field], str):
             raise invalid_argument(f"supervisedTuningSpec.{uri_field} must be a string URI")
@@ -66,20 +56,35 @@ def parse_create_request(body) -> dict:
     hyper = spec.get("hyperParameters", {})
     if not isinstance(hyper, dict):
         raise invalid_argument("supervisedTuningSpec.hyperParameters must be an object")
-    _reject_unknown(hyper, _HYPER_FIELDS, "supervisedTuningSpec.hyperParameters.")
+    _reject_unknown(hyper, _HYPER_FIELDS, "SupervisedHyperParameters", "supervisedTuningSpec.hyperParameters.")
+    hyperparameters = parse_hyperparameters(hyper)
+    try:
+        check_tuning_request(base_model, hyperparameters.get("adapterSize"), location)
+    except TuningRequestError as exc:
+        raise invalid_argument(str(exc)) from None
     request = {
         "baseModel": base_model,
         "labels": labels,
         "supervisedTuningSpec": {
             "trainingDatasetUri": spec["trainingDatasetUri"],
-            "hyperParameters": parse_hyperparameters(hyper),
+            "hyperParameters": hyperparameters,
         },
     }
     if spec.get("validationDatasetUri"):
         request["supervisedTuningSpec"]["validationDatasetUri"] = spec["validationDatasetUri"]
+    if "exportLastCheckpointOnly" in spec:
+        if not isinstance(spec["exportLastCheckpointOnly"], bool):
+            raise invalid_argument("supervisedTuningSpec.exportLastCheckpointOnly must be true or false")
+        request["supervisedTuningSpec"]["exportLastCheckpointOnly"] = spec["exportLastCheckpointOnly"]
     for text_field in ("tunedModelDisplayName", "description"):
         if body.get(text_field):
             request[text_field] = body[text_field]
+    if body.get("serviceAccount"):
+        if not _SERVICE_ACCOUNT.match(body["serviceAccount"]):
+            raise invalid_argument(f"serviceAccount must be a service account's email, got {body['serviceAccount']!r}")
+        request["serviceAccount"] = body["serviceAccount"]
+    if body.get("encryptionSpec"):
+        request["encryptionSpec"] = _encryption_spec(body["encryptionSpec"])
     return request
 
 
@@ -133,10 +138,24 @@ def _labels(labels) -> dict:
     return dict(labels)
 
 
-def _reject_unknown(body: dict, known: set[str], prefix: str) -> None:
-    unknown = sorted(set(body) - known)
-    if unknown:
+def _encryption_spec(spec) -> dict:
+    """Kept as given: the local service stores data unencrypted, the key is only recorded."""
+    key = spec.get("kmsKeyName") if isinstance(spec, dict) else None
+    if set(spec if isinstance(spec, dict) else ()) - {"kmsKeyName"} or not isinstance(key, str) or \
+            not key.startswith("projects/") or "/cryptoKeys/" not in key:
+        raise invalid_argument("encryptionSpec must be {\"kmsKeyName\": "
+                               "\"projects/P/locations/L/keyRings/R/cryptoKeys/K\"}")
+    return {"kmsKeyName": key}
+
+
+def _reject_unknown(body: dict, accepted: set[str], message: str, prefix: str) -> None:
+    """A field of Google's schema that is not honoured here is named as such; others are unknown."""
+    for name in sorted(set(body) - accepted):
+        if name in _NOT_HONOURED:
+            raise invalid_argument(f"{_NOT_HONOURED[name]} is not supported by the local service")
+        if name in fields_of(message):
+            raise invalid_argument(f"{prefix}{name} is not supported by the local service in a create request")
         raise invalid_argument(
-            f"Invalid JSON payload received. Unknown name \"{prefix}{unknown[0]}\": "
-            f"the local service accepts {', '.join(sorted(prefix + k for k in known))}"
+            f"Invalid JSON payload received. Unknown name \"{prefix}{name}\": "
+            f"the local service accepts {', '.join(sorted(prefix + k for k in accepted))}"
         )

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import random
+import sys
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from include.tuning_engine.conversation import chat_messages
-from include.tuning_engine.rendering import render_prompt
+from include.tuning_engine.rendering import render_example, render_prompt
 from include.tuning_engine.runtime import load_model, load_tokenizer, runtime
 
 MAX_STOP_SEQUENCES = 5  # Vertex's limit
@@ -82,18 +83,24 @@ class Generator:
     def __init__(self):
         self._lock = threading.Lock()  # one generation at a time: the model is shared
         self._loaded: dict[str, tuple[object, object, set[str]]] = {}  # base -> (model, tokenizer, adapter names)
+        self._tokenizers: dict[str, object] = {}  # base -> tokenizer, for token counts without the model
 
-    def generate(self, base_model: str, adapter_dir: Path | None, request: dict) -> dict:
-        result = self.generate_batch([(base_model, adapter_dir, request)])[0]
+    def generate(self, base_model: str, adapter_dir: Path | None, request: dict,
+                 on_text: Callable[[str], None] | None = None) -> dict:
+        """The answer; `on_text`, when given, follows the text as it is decoded (see _Row.add)."""
+        result = self.generate_batch([(base_model, adapter_dir, request)], on_text={0: on_text} if on_text else None)[0]
         if isinstance(result, Exception):
             raise result
         return result
 
     def generate_batch(self, items: list[tuple[str, Path | None, dict]],
-                       cancelled: Callable[[int], bool] | None = None) -> list[dict | Exception]:
+                       cancelled: Callable[[int], bool] | None = None,
+                       on_text: dict[int, Callable[[str], None]] | None = None) -> list[dict | Exception]:
         """The answer to each (base model, adapter folder, request), or the exception that request
         raised (ValueError for a bad request). Requests for the same model are decoded together;
-        `cancelled(index)` is polled between tokens and ends that request's decoding early."""
+        `cancelled(index)` is polled between tokens and ends that request's decoding early;
+        `on_text[index]` follows that request's text as it settles (a streamed answer)."""
+        on_text = on_text or {}
         results: list[dict | Exception | None] = [None] * len(items)
         by_model: dict[tuple[str, str | None], list[int]] = {}
         for index, (base_model, adapter_dir, _) in enumerate(items):
@@ -111,12 +118,14 @@ class Generator:
                 for index in indices:
                     try:
                         prompt, options = _prepared(model, tokenizer, items[index][2])
+                        if index in on_text and options.candidate_count != 1:
+                            raise ValueError("generationConfig.candidateCount must be 1 when the answer is streamed")
                     except ValueError as exc:
                         results[index] = exc
                         continue
                     prompts[index] = prompt
                     first_seed = options.seed if options.seed is not None else random.randrange(2**31)
-                    rows += [_Row(index, prompt, options, first_seed + candidate)
+                    rows += [_Row(index, prompt, options, first_seed + candidate, on_text.get(index))
                              for candidate in range(options.candidate_count)]
                 if rows:
                     _decode(model, tokenizer, rows, cancelled)
@@ -125,12 +134,39 @@ class Generator:
                                                base_model, adapter_dir)
         return results  # type: ignore[return-value]
 
+    def count_tokens(self, base_model: str, request: dict) -> int:
+        """Tokens of the request's conversation as the model reads it (chat template included)."""
+        messages = chat_messages(request)
+        tokenizer = self._tokenizer(base_model)
+        if messages[-1]["role"] == "assistant":  # a whole example, as a dataset line holds it
+            return len(render_example(tokenizer, messages, sys.maxsize).input_ids)
+        return len(render_prompt(tokenizer, messages))
+
+    def compute_tokens(self, base_model: str, request: dict) -> list[dict]:
+        """Each content's text as token ids and token bytes: [{role, token_ids, tokens}]."""
+        messages = chat_messages(request)
+        tokenizer = self._tokenizer(base_model)
+        roles = {"assistant": "model"}
+        infos = []
+        for message in messages:
+            ids = tokenizer(message["content"], add_special_tokens=False)["input_ids"]
+            infos.append({"role": roles.get(message["role"], message["role"]), "token_ids": ids,
+                          "tokens": [tokenizer.decode([token]).encode() for token in ids]})
+        return infos
+
+    def _tokenizer(self, base_model: str):
+        with self._lock:
+            if base_model not in self._tokenizers:
+                self._tokenizers[base_model] = load_tokenizer(base_model)
+            return self._tokenizers[base_model]
+
     def _model(self, base_model: str, adapter_dir: Path | None):
         """The model with `adapter_dir` active (or all adapters off), and its tokenizer."""
         from peft import PeftModel
 
         if base_model not in self._loaded:
-            self._loaded[base_model] = (load_model(base_model), load_tokenizer(base_model), set())
+            self._loaded[base_model] = (load_model(base_model), self._tokenizers.get(base_model)
+                                        or load_tokenizer(base_model), set())
         model, tokenizer, adapters = self._loaded[base_model]
         if adapter_dir is None:
             return (_AdaptersOff(model) if adapters else model), tokenizer
@@ -178,11 +214,14 @@ class _Row:
     prompt: list[int]
     options: GenerationOptions
     seed: int
+    on_text: Callable[[str], None] | None = None
     generated: list[int] = field(default_factory=list)
     text: str = ""
     finish_reason: str | None = None
 
     def add(self, token: int, tokenizer, end_tokens: set[int]) -> None:
+        """Takes the next token. `on_text`, when set, is called with the text that is final so
+        far: a tail that may still become a stop sequence, or half a character, is held back."""
         if token in end_tokens:
             self.finish_reason = "STOP"
             return
@@ -191,8 +230,11 @@ class _Row:
         cut = min((index for stop in self.options.stop_sequences if (index := self.text.find(stop)) >= 0), default=-1)
         if cut >= 0:
             self.text, self.finish_reason = self.text[:cut], "STOP"
-        elif len(self.generated) >= self.options.max_output_tokens:
+            return
+        if len(self.generated) >= self.options.max_output_tokens:
             self.finish_reason = "MAX_TOKENS"
+        if self.on_text is not None:
+            self.on_text(_settled(self.text, self.options.stop_sequences))
 
 
 def _response(prompt: list[int], rows: list[_Row], base_model: str, adapter_dir: str | None) -> dict:
@@ -258,6 +300,17 @@ def _decode(model, tokenizer, rows: list[_Row], cancelled: Callable[[int], bool]
             inputs = torch.tensor(tokens, device=device)[:, None]
             mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=mask.dtype, device=device)], dim=1)
             positions = positions[:, -1:] + 1
+
+
+def _settled(text: str, stops: tuple[str, ...]) -> str:
+    """`text` without a tail that could still start a stop sequence or be a partial character."""
+    keep = len(text.rstrip("\ufffd"))
+    for stop in stops:
+        for length in range(min(len(stop) - 1, keep), 0, -1):
+            if text[:keep].endswith(stop[:length]):
+                keep -= length
+                break
+    return text[:keep]
 
 
 def _next_token(logits, options: GenerationOptions, sampler) -> int:

@@ -48,3 +48,22 @@ def test_bad_filters_are_invalid_argument(text, words):
     with pytest.raises(ApiError) as raised:
         compile_filter(text)
     assert raised.value.status == "INVALID_ARGUMENT" and words in raised.value.message
+
+
+@pytest.mark.parametrize("text", [
+    "(" * 5000 + 'state="x"' + ")" * 5000,
+    "NOT " * 3000 + 'state="x"',
+    "- " * 2000 + 'state="x"',
+    'labels.a="' + "x" * 5000 + '"',
+    'state="x" OR ' * 1000 + 'state="y"',
+])
+def test_deep_or_huge_filters_are_a_400_not_a_recursion_error(text):
+    with pytest.raises(ApiError) as raised:
+        compile_filter(text)
+    assert raised.value.http_code == 400 and ("deep" in raised.value.message or "characters long" in raised.value.message)
+
+
+def test_nesting_within_the_limit_still_works():
+    assert compile_filter("(" * 20 + "NOT " * 5 + 'state="JOB_STATE_RUNNING"' + ")" * 20)(DONE)
+    assert compile_filter("---labels.team:*")(DONE) is False
+    assert compile_filter("-" * 4000 + "labels.team:*")(DONE) is True  # no recursion per dash

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from gemini_tuning.dataset_checks.features import FeatureTable, extract_features
 from gemini_tuning.dataset_checks.report import FileSummary, Finding, ValidationReport
-from gemini_tuning.dataset_checks.rules import MIN_EXAMPLES_FOR_TASK, RULES, Backend
+from gemini_tuning.dataset_checks.rules import MAX_TOKENS_PER_EXAMPLE, MIN_EXAMPLES_FOR_TASK, RULES, Backend
 from gemini_tuning.dataset_checks.source import readable_file, write_file
+from gemini_tuning.dataset_checks.tokens import ExampleCounter, confirm_estimates_near_limit
 
 TASKS = tuple(MIN_EXAMPLES_FOR_TASK)
 CLASSES_SHOWN = 50
@@ -30,6 +31,7 @@ def validate_dataset(
     report_dir: str | Path | None = None,
     gcp_conn_id: str = "google_cloud_default",
     workers: int | None = None,
+    count_tokens: ExampleCounter | None = None,
 ) -> ValidationReport:
     """Check the dataset as Vertex AI will (and more) and return the report.
 
@@ -41,6 +43,8 @@ def validate_dataset(
     :param report_dir: write report.html (and GE's raw results) there: a path, file:// or gs:// URI.
     :param gcp_conn_id: the Airflow connection for gs:// inputs and report_dir.
     :param workers: processes for the streaming pass (default: automatic).
+    :param count_tokens: counts one example's tokens with the backend (tokens.backend_example_counter);
+        without a tokenizer, estimates near the per-example limit are confirmed with it.
     """
     from gemini_tuning.dataset_checks.suite import SuiteOptions, run_suite
 
@@ -63,6 +67,8 @@ def validate_dataset(
                 workers=workers,
             )
             tables[role].path = str(uri)
+            if count_tokens is not None and not tables[role].tokens_counted:
+                confirm_estimates_near_limit(tables[role], path, MAX_TOKENS_PER_EXAMPLE, count_tokens)
     preload.join()
     findings, raw_results = run_suite(tables, options)
     findings += [_bom_finding(role, table) for role, table in tables.items() if table.has_bom]

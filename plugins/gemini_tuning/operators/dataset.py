@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
+from gemini_tuning.jobs import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -35,6 +36,9 @@ class ValidateTuningDatasetOperator(BaseOperator):
     :param tokenizer: Optional tokenizer folder to count tokens with (the local model's), else estimated. (templated)
     :param report_dir: Optional folder (path, file:// or gs://) for report.html and GE's raw results. (templated)
     :param gcp_conn_id: Connection for gs:// inputs and report_dir. (templated)
+    :param base_model: Optional model to be tuned: token estimates near the example limit are confirmed
+        with its countTokens on the tuning connection. (templated)
+    :param tuning_conn_id: The tuning connection (Vertex AI or the local service) for countTokens.
     """
 
     template_fields: Sequence[str] = (
@@ -45,6 +49,7 @@ class ValidateTuningDatasetOperator(BaseOperator):
         "tokenizer",
         "report_dir",
         "gcp_conn_id",
+        "base_model",
     )
     ui_color = "#e8f0fe"
 
@@ -58,9 +63,13 @@ class ValidateTuningDatasetOperator(BaseOperator):
         tokenizer: str | None = None,
         report_dir: str | None = None,
         gcp_conn_id: str = GCS_CONN_ID,
+        base_model: str | None = None,
+        tuning_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.base_model = base_model
+        self.tuning_conn_id = tuning_conn_id
         self.training_dataset = training_dataset
         self.validation_dataset = validation_dataset
         self.tuning_task = tuning_task
@@ -70,6 +79,7 @@ class ValidateTuningDatasetOperator(BaseOperator):
         self.gcp_conn_id = gcp_conn_id
 
     def execute(self, context: Context) -> dict:
+        from gemini_tuning.dataset_checks.tokens import backend_example_counter
         from gemini_tuning.dataset_checks.validate import validate_dataset
 
         report = validate_dataset(
@@ -80,6 +90,7 @@ class ValidateTuningDatasetOperator(BaseOperator):
             tokenizer=self.tokenizer or None,
             report_dir=self.report_dir or None,
             gcp_conn_id=self.gcp_conn_id,
+            count_tokens=backend_example_counter(self.base_model, self.tuning_conn_id) if self.base_model else None,
         )
         self.log.info("%s", report.to_text())
         result = report.to_dict()
@@ -124,9 +135,13 @@ class UploadTuningDatasetOperator(BaseOperator):
         validation_dataset: str | None = None,
         validation_report: dict | None = None,
         gcp_conn_id: str = GCS_CONN_ID,
+        base_model: str | None = None,
+        tuning_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.base_model = base_model
+        self.tuning_conn_id = tuning_conn_id
         self.training_dataset = training_dataset
         self.destination = destination
         self.validation_dataset = validation_dataset

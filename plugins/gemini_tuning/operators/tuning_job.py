@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from gemini_tuning.jobs import ENDED, ENDED_UNSUCCESSFULLY, job_state, job_to_dict, label_value
 from gemini_tuning.links.tuning_job import TuningJobLink
+from gemini_tuning.models import check_tuning_request
 from gemini_tuning.operators.base import GenAITuningBaseOperator
 
 if TYPE_CHECKING:
@@ -127,6 +128,7 @@ class CreateTuningJobOperator(GenAITuningBaseOperator):
         self.reuse_existing_job = reuse_existing_job
 
     def execute(self, context: Context) -> dict[str, Any]:
+        check_tuning_request(self.base_model, adapter_size_name(self.adapter_size), self.hook.location)
         own_labels = run_labels(context)
         job = self._job_already_started(own_labels) if self.reuse_existing_job else None
         if job is None:

@@ -3,7 +3,7 @@
 Everything is served under both /v1 and /v1beta1 (google-genai's default). Reads run on the
 event loop (SQLite in WAL mode never makes a reader wait, and a thread hop costs more than the
 read); writes, which may wait for a worker's transaction, and dataset checks run on FastAPI's
-thread pool; model calls go to the generation thread; nothing here trains. Request bodies are
+thread pool; model calls go to the generation process; nothing here trains. Request bodies are
 read by wire.read_request, the one place that turns Google's lenient JSON into canonical form.
 """
 

@@ -68,6 +68,7 @@ def local_dataset_file(uri: str, config: ServiceConfig, dest: Path, *, field: st
                 md5.update(block)
         seen = base64.b64encode(md5.digest()).decode()
         if pin and pin.get("md5Hash") and seen != pin["md5Hash"]:
+            dest.unlink()
             raise DatasetChanged(f"{field}: {uri} changed after the job was created (it was generation "
                                  f"{pin.get('generation')}, MD5 {pin['md5Hash']}; now MD5 {seen}): the job trains "
                                  "only on the data checked at create; create a new job for the new data")

@@ -1,11 +1,11 @@
-"""generateContent in a process of its own, with the requests that wait batched together.
+"""The model calls in a process of its own, with the generateContent requests that wait batched.
 
 The API process never loads a model: it resolves which model a request needs, hands the request
-to the generation process (JSON lines on its stdin and stdout) and awaits the answer. That
+to the generation process (JSON lines on its stdin and stdout) and awaits the answer (or, for a
+streamed one, its text as it settles). The routes use four calls: generate, stream,
+count_tokens and compute_tokens. That
 process answers the requests waiting at once as one batch (dynamic batching: while a batch
-decodes, the next one gathers), so concurrent requests cost little more than one. A streamed
-request gets its text as it settles, as lines of their own; token counts need only the
-tokenizer and are answered between batches. A crash or an
+decodes, the next one gathers), so concurrent requests cost little more than one. A crash or an
 out-of-memory kill there fails the requests in flight with a clear error and nothing else: the
 API and the trainings carry on, and the next request starts a fresh process.
 
@@ -53,9 +53,7 @@ class GenerationService:
         self.config = config
         self._lock = threading.Lock()  # guards the process, its pipe and the pending table
         self._proc: subprocess.Popen | None = None
-        # request id -> (its event loop, its future, the process it went to, its text callback)
-        self._pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future, subprocess.Popen,
-                                       Callable[[str], None] | None]] = {}
+        self._pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Queue, subprocess.Popen]] = {}
         self._ids = itertools.count(1)
         self._admitted = 0  # requests between admission and answer
         self._closed = False
@@ -65,51 +63,66 @@ class GenerationService:
 
     async def stream(self, resolve_model: ModelResolver, request: dict) -> AsyncIterator[str | dict]:
         """The answer's text in pieces as it settles (str), then the whole answer (a dict)."""
-        pieces: asyncio.Queue = asyncio.Queue()
         sent = 0
-        answer = asyncio.ensure_future(self._call("generate", resolve_model, request, on_text=pieces.put_nowait))
-        answer.add_done_callback(lambda _: pieces.put_nowait(None))
-        while (settled := await pieces.get()) is not None:
-            if len(settled) > sent:
-                yield settled[sent:]
-                sent = len(settled)
-        whole = await answer
-        text = whole["candidates"][0]["content"]["parts"][0]["text"]
-        if len(text) > sent:
-            yield text[sent:]
-        yield whole
+        async for kind, payload in self._exchange("stream", resolve_model, request):
+            if kind == "text":
+                if len(payload) > sent:
+                    yield payload[sent:]
+                    sent = len(payload)
+                continue
+            text = payload["candidates"][0]["content"]["parts"][0]["text"]
+            if len(text) > sent:
+                yield text[sent:]
+            yield payload
 
     async def count_tokens(self, resolve_model: ModelResolver, request: dict) -> int:
-        return await self._call("countTokens", resolve_model, request)
+        return await self._call("count_tokens", resolve_model, request)
 
     async def compute_tokens(self, resolve_model: ModelResolver, request: dict) -> list[dict]:
-        """[{role, token_ids, tokens}], the tokens as bytes."""
-        infos = await self._call("computeTokens", resolve_model, request)
+        infos = await self._call("compute_tokens", resolve_model, request)
         return [{**info, "tokens": [base64.b64decode(token) for token in info["tokens"]]} for info in infos]
 
-    async def _call(self, op: str, resolve_model: ModelResolver, request: dict,
-                    on_text: Callable[[str], None] | None = None):
+    async def _call(self, op: str, resolve_model: ModelResolver, request: dict):
+        """The answer of a call that is not streamed (read to the end, so the call's clean-up runs now)."""
+        answer = None
+        async for kind, payload in self._exchange(op, resolve_model, request):
+            if kind == "done":
+                answer = payload
+        return answer
+
+    async def _exchange(self, op: str, resolve_model: ModelResolver, request: dict):
+        """Sends one call to the generation process; yields ("text", settled text) while a
+        streamed answer decodes, then ("done", answer). Raises the call's ApiError."""
         if self._admitted >= self.config.generation_max_queue:  # the event loop's thread only: no lock
             raise ApiError(429, "RESOURCE_EXHAUSTED",
-                           f"{self._admitted} model requests are already waiting or running "
+                           f"{self._admitted} model calls are already waiting or running "
                            f"(the limit is {self.config.generation_max_queue}); retry later")
         self._admitted += 1
         loop = asyncio.get_running_loop()
         request_id = next(self._ids)
+        done = False
         try:
             base_model, adapter_dir = await loop.run_in_executor(None, resolve_model)
-            future = loop.create_future()
-            message = {"id": request_id, "op": op, "baseModel": base_model, "request": request,
-                       "adapterDir": str(adapter_dir) if adapter_dir else None, "stream": on_text is not None}
-            self._send(request_id, message, loop, future, on_text)
-            return await asyncio.wait_for(future, timeout=self.config.generation_timeout_s)
-        except asyncio.TimeoutError:
-            self._cancel(request_id)
-            raise ApiError(504, "DEADLINE_EXCEEDED",
-                           f"{op} did not finish within {self.config.generation_timeout_s:g} s; "
-                           "ask for fewer maxOutputTokens or retry later") from None
+            inbox: asyncio.Queue = asyncio.Queue()
+            self._send(request_id, {"id": request_id, "op": op, "baseModel": base_model, "request": request,
+                                    "adapterDir": str(adapter_dir) if adapter_dir else None}, loop, inbox)
+            deadline = loop.time() + self.config.generation_timeout_s
+            while not done:
+                try:
+                    kind, payload = await asyncio.wait_for(inbox.get(), timeout=max(0.0, deadline - loop.time()))
+                except asyncio.TimeoutError:
+                    raise ApiError(504, "DEADLINE_EXCEEDED",
+                                   f"the model call did not finish within {self.config.generation_timeout_s:g} s; "
+                                   "ask for fewer maxOutputTokens or retry later") from None
+                if kind == "error":
+                    done = True
+                    raise payload
+                done = kind == "done"
+                yield kind, payload
         finally:
             self._admitted -= 1
+            if not done:  # timed out, or the client went away: stop decoding it
+                self._cancel(request_id)
             with self._lock:
                 self._pending.pop(request_id, None)
 
@@ -119,12 +132,12 @@ class GenerationService:
         proc = self._proc
         return proc.pid if proc is not None and proc.poll() is None else None
 
-    def _send(self, request_id: int, message: dict, loop, future, on_text) -> None:
+    def _send(self, request_id: int, message: dict, loop, inbox: asyncio.Queue) -> None:
         with self._lock:
             if self._closed:
                 raise ApiError(503, "UNAVAILABLE", "the service is shutting down")
             proc = self._running_process()
-            self._pending[request_id] = (loop, future, proc, on_text)
+            self._pending[request_id] = (loop, inbox, proc)
             try:
                 proc.stdin.write(orjson.dumps(message) + b"\n")
                 proc.stdin.flush()
@@ -156,7 +169,7 @@ class GenerationService:
         return self._proc
 
     def _read_answers(self, proc: subprocess.Popen) -> None:
-        """Resolves each answer's future; when the process ends, fails the requests it had."""
+        """Hands each answer to its caller; when the process ends, fails the calls it had."""
         for line in proc.stdout:
             answer = orjson.loads(line)
             with self._lock:
@@ -164,13 +177,12 @@ class GenerationService:
             if entry is None:
                 continue  # timed out meanwhile
             if "text" in answer:
-                loop, _, _, on_text = entry
-                _call_soon(loop, on_text, answer["text"])
+                _deliver(entry, "text", answer["text"])
             elif "response" in answer:
-                _resolve(entry, result=answer["response"])
+                _deliver(entry, "done", answer["response"])
             else:
                 error = answer["error"]
-                _resolve(entry, error=ApiError(error["code"], error["status"], error["message"]))
+                _deliver(entry, "error", ApiError(error["code"], error["status"], error["message"]))
         status = proc.wait()
         if not self._closed:
             log.error("generation process %d %s", proc.pid, describe_exit(status))
@@ -181,7 +193,7 @@ class GenerationService:
         with self._lock:
             lost = [entry for entry in self._pending.values() if entry[2] is proc]
         for entry in lost:
-            _resolve(entry, error=reason)
+            _deliver(entry, "error", reason)
 
     def close(self) -> None:
         with self._lock:
@@ -192,22 +204,10 @@ class GenerationService:
             stop_process(proc, grace_s=5.0)
 
 
-def _resolve(entry, *, result=None, error: Exception | None = None) -> None:
-    loop, future, _, _ = entry
-
-    def settle():
-        if not future.done():
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
-
-    _call_soon(loop, settle)
-
-
-def _call_soon(loop: asyncio.AbstractEventLoop, callback, *args) -> None:
+def _deliver(entry, kind: str, payload) -> None:
+    loop, inbox, _ = entry
     try:
-        loop.call_soon_threadsafe(callback, *args)
+        loop.call_soon_threadsafe(inbox.put_nowait, (kind, payload))
     except RuntimeError:  # the event loop is gone (shutdown)
         pass
 
@@ -250,33 +250,34 @@ def _serve_generation() -> None:
 
     while (batch := _next_batch(inbox)) is not None:
         batch = [message for message in batch if message["id"] not in cancelled]
-        for message in [message for message in batch if message["op"] != "generate"]:
-            send(_answer(message["id"], _count(generator, message)))
-        batch = [message for message in batch if message["op"] == "generate"]
-        if not batch:
+        decode = [message for message in batch if message["op"] in ("generate", "stream")]
+        for message in batch:  # token counts need no model: answered at once
+            if message["op"] in ("count_tokens", "compute_tokens"):
+                send(_answer(message["id"], _token_call(generator, message)))
+        if not decode:
             continue
-        log.info("decoding %d request%s", len(batch), "s" if len(batch) > 1 else "")
+        log.info("decoding %d request%s", len(decode), "s" if len(decode) > 1 else "")
         items = [(message["baseModel"], Path(message["adapterDir"]) if message["adapterDir"] else None,
-                  message["request"]) for message in batch]
+                  message["request"]) for message in decode]
         streamed = {index: (lambda text, request_id=message["id"]: send({"id": request_id, "text": text}))
-                    for index, message in enumerate(batch) if message["stream"]}
+                    for index, message in enumerate(decode) if message["op"] == "stream"}
         try:
-            results = generator.generate_batch(items, cancelled=lambda index: batch[index]["id"] in cancelled,
+            results = generator.generate_batch(items, cancelled=lambda index: decode[index]["id"] in cancelled,
                                                on_text=streamed)
         except Exception as exc:  # noqa: BLE001 - each request must get an answer
             log.exception("generation failed")
-            results = [exc] * len(batch)
-        for message, result in zip(batch, results):
+            results = [exc] * len(decode)
+        for message, result in zip(decode, results):
             send(_answer(message["id"], result))
 
 
-def _count(generator, message: dict):
-    """countTokens (a number) or computeTokens (token bytes as base64, for JSON), or the error."""
+def _token_call(generator, message: dict):
+    """countTokens or computeTokens (token bytes in base64, as JSON carries them); or the error."""
     try:
-        if message["op"] == "countTokens":
+        if message["op"] == "count_tokens":
             return generator.count_tokens(message["baseModel"], message["request"])
-        return [{**info, "tokens": [base64.b64encode(token).decode() for token in info["tokens"]]}
-                for info in generator.compute_tokens(message["baseModel"], message["request"])]
+        infos = generator.compute_tokens(message["baseModel"], message["request"])
+        return [{**info, "tokens": [base64.b64encode(token).decode() for token in info["tokens"]]} for info in infos]
     except Exception as exc:  # noqa: BLE001 - each request must get an answer
         return exc
 
@@ -299,7 +300,8 @@ def _next_batch(inbox: queue.Queue) -> list[dict] | None:
     return batch
 
 
-def _answer(request_id: int, result) -> dict:
+def _answer(request_id: int, result: dict | Exception) -> dict:
+    """The line that answers a call: its result, or Google's error shape for its exception."""
     if not isinstance(result, Exception):
         return {"id": request_id, "response": result}
     if isinstance(result, ValueError):

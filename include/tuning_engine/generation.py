@@ -87,9 +87,8 @@ class Generator:
 
     def generate(self, base_model: str, adapter_dir: Path | None, request: dict,
                  on_text: Callable[[str], None] | None = None) -> dict:
-        """One answer; `on_text`, when given, follows its text as it is decoded."""
-        streamed = {0: on_text} if on_text is not None else None
-        result = self.generate_batch([(base_model, adapter_dir, request)], on_text=streamed)[0]
+        """The answer; `on_text`, when given, follows the text as it is decoded (see _Row.add)."""
+        result = self.generate_batch([(base_model, adapter_dir, request)], on_text={0: on_text} if on_text else None)[0]
         if isinstance(result, Exception):
             raise result
         return result
@@ -100,9 +99,7 @@ class Generator:
         """The answer to each (base model, adapter folder, request), or the exception that request
         raised (ValueError for a bad request). Requests for the same model are decoded together;
         `cancelled(index)` is polled between tokens and ends that request's decoding early;
-        `on_text[index]`, for the requests streamed, gets the text that is final so far after
-        each token (a tail that may still become a stop sequence, or half a character, is held
-        back)."""
+        `on_text[index]` follows that request's text as it settles (a streamed answer)."""
         on_text = on_text or {}
         results: list[dict | Exception | None] = [None] * len(items)
         by_model: dict[tuple[str, str | None], list[int]] = {}
@@ -128,10 +125,10 @@ class Generator:
                         continue
                     prompts[index] = prompt
                     first_seed = options.seed if options.seed is not None else random.randrange(2**31)
-                    rows += [_Row(index, prompt, options, first_seed + candidate)
+                    rows += [_Row(index, prompt, options, first_seed + candidate, on_text.get(index))
                              for candidate in range(options.candidate_count)]
                 if rows:
-                    _decode(model, tokenizer, rows, cancelled, on_text)
+                    _decode(model, tokenizer, rows, cancelled)
                 for index, prompt in prompts.items():
                     results[index] = _response(prompt, [row for row in rows if row.item == index],
                                                base_model, adapter_dir)
@@ -168,8 +165,8 @@ class Generator:
         from peft import PeftModel
 
         if base_model not in self._loaded:
-            tokenizer = self._tokenizers.get(base_model) or load_tokenizer(base_model)
-            self._loaded[base_model] = (load_model(base_model), tokenizer, set())
+            self._loaded[base_model] = (load_model(base_model), self._tokenizers.get(base_model)
+                                        or load_tokenizer(base_model), set())
         model, tokenizer, adapters = self._loaded[base_model]
         if adapter_dir is None:
             return (_AdaptersOff(model) if adapters else model), tokenizer
@@ -217,11 +214,14 @@ class _Row:
     prompt: list[int]
     options: GenerationOptions
     seed: int
+    on_text: Callable[[str], None] | None = None
     generated: list[int] = field(default_factory=list)
     text: str = ""
     finish_reason: str | None = None
 
     def add(self, token: int, tokenizer, end_tokens: set[int]) -> None:
+        """Takes the next token. `on_text`, when set, is called with the text that is final so
+        far: a tail that may still become a stop sequence, or half a character, is held back."""
         if token in end_tokens:
             self.finish_reason = "STOP"
             return
@@ -230,8 +230,11 @@ class _Row:
         cut = min((index for stop in self.options.stop_sequences if (index := self.text.find(stop)) >= 0), default=-1)
         if cut >= 0:
             self.text, self.finish_reason = self.text[:cut], "STOP"
-        elif len(self.generated) >= self.options.max_output_tokens:
+            return
+        if len(self.generated) >= self.options.max_output_tokens:
             self.finish_reason = "MAX_TOKENS"
+        if self.on_text is not None:
+            self.on_text(_settled(self.text, self.options.stop_sequences))
 
 
 def _response(prompt: list[int], rows: list[_Row], base_model: str, adapter_dir: str | None) -> dict:
@@ -262,8 +265,7 @@ class _AdaptersOff:
             return self._model(**inputs)
 
 
-def _decode(model, tokenizer, rows: list[_Row], cancelled: Callable[[int], bool] | None,
-            on_text: dict[int, Callable[[str], None]]) -> None:
+def _decode(model, tokenizer, rows: list[_Row], cancelled: Callable[[int], bool] | None) -> None:
     """Sample every row token by token, all rows in one forward pass per token, until each has
     finished (end token, stop sequence, its own maxOutputTokens, or its request cancelled)."""
     import torch
@@ -292,8 +294,6 @@ def _decode(model, tokenizer, rows: list[_Row], cancelled: Callable[[int], bool]
                     row.finish_reason = "CANCELLED"
                 if row.finish_reason is None:
                     row.add(_next_token(logits[i], row.options, samplers[i]), tokenizer, end_tokens)
-                    if row.finish_reason is None and row.item in on_text:
-                        on_text[row.item](_settled(row.text, row.options.stop_sequences))
                 tokens.append(row.generated[-1] if row.generated else tokenizer.pad_token_id)
             if all(row.finish_reason for row in rows):
                 return

@@ -72,3 +72,25 @@ def test_unusable_data_fails_the_job_with_file_and_line(local_vertex):
     assert failed["state"] == "JOB_STATE_FAILED"
     assert failed["error"]["code"] == 3
     assert "broken.jsonl" in failed["error"]["message"] and "line 2" in failed["error"]["message"]
+
+
+def test_a_gs_object_replaced_after_create_is_not_trained_on(local_vertex, tmp_path):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    from include.local_vertex.config import ServiceConfig
+    from include.local_vertex.datasets import DatasetChanged, check_dataset_uri, local_dataset_file
+
+    blob = storage.Client(project=local_vertex.project, credentials=AnonymousCredentials(),
+                          client_options={"api_endpoint": local_vertex.storage_url}
+                          ).bucket("gemini-tuning-datasets").blob("pinned/train.jsonl")
+    blob.upload_from_string(_jsonl(chat_rows(4)))
+    config = ServiceConfig(data_dir=tmp_path / "service", storage_port=local_vertex.storage_port)
+    uri = "gs://gemini-tuning-datasets/pinned/train.jsonl"
+    pin = check_dataset_uri(uri, config, field="trainingDatasetUri")
+    assert pin["generation"] and pin["md5Hash"]
+    assert local_dataset_file(uri, config, tmp_path / "copy.jsonl", field="f", pin=pin).read_text() == _jsonl(chat_rows(4))
+
+    blob.upload_from_string(_jsonl(chat_rows(5)))
+    with pytest.raises(DatasetChanged, match="changed after the job was created"):
+        local_dataset_file(uri, config, tmp_path / "copy.jsonl", field="f", pin=pin)

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def cancel_jobs_of_run(dag_id: str, run_id: str, region: str | None = None, gcp_conn_id: str | None = None) -> list[str]:
+def cancel_jobs_of_run(
+    dag_id: str, run_id: str, region: str | None = None, gcp_conn_id: str | None = None
+) -> list[str]:
     """
     Cancel every tuning job this DAG run started that has not ended; returns their names.
 

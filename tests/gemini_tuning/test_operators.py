@@ -350,9 +350,11 @@ def test_the_archive_is_written_when_the_smoke_test_never_got_to_write(tmp_path)
 def test_list_returns_short_summaries_and_is_bounded():
     from gemini_tuning.operators.tuning_job import ListTuningJobsOperator
 
-    jobs = [types.TuningJob(name=f"j{i}", state="JOB_STATE_SUCCEEDED", base_model="m",
-                            tuning_data_stats=types.TuningDataStats(supervised_tuning_data_stats=types.SupervisedTuningDataStats(
-                                tuning_dataset_example_count=500))) for i in range(3)]
+    stats = types.TuningDataStats(
+        supervised_tuning_data_stats=types.SupervisedTuningDataStats(tuning_dataset_example_count=500)
+    )
+    jobs = [types.TuningJob(name=f"j{i}", state="JOB_STATE_SUCCEEDED", base_model="m", tuning_data_stats=stats)
+            for i in range(3)]
     with mock.patch.object(ListTuningJobsOperator, "hook") as hook:
         hook.list_tuning_jobs.return_value = jobs
         listed = ListTuningJobsOperator(task_id="list", max_jobs=3).execute(task_context())

@@ -45,7 +45,8 @@ class _Handler(BaseHTTPRequestHandler):
         server: FlakyVertex = self.server  # type: ignore[assignment]
         server.calls[route] += 1
         if server.calls[route] <= server.failures:
-            status, body = server.code, {"error": {"code": server.code, "message": "try later", "status": "UNAVAILABLE"}}
+            status = server.code
+            body = {"error": {"code": server.code, "message": "try later", "status": "UNAVAILABLE"}}
         else:
             status = 200
         data = json.dumps(body).encode()

@@ -89,13 +89,14 @@ def test_killing_a_mapped_wait_and_marking_the_run_failed_cancel_the_jobs(airflo
         deadline = time.monotonic() + 600
         while not any("JOB_STATE_" in log.read_text(errors="replace")
                       for log in trigger_logs.glob("map_index=0/*.trigger.*.log")):
-            assert time.monotonic() < deadline, f"wait_for_tuning_job[0] never polled in the triggerer: see {airflow.home}"
+            assert time.monotonic() < deadline, f"wait_for_tuning_job[0] never polled in a trigger: see {airflow.home}"
             time.sleep(3)
         assert _task_state(client, run_id, "wait_for_tuning_job", 0) == "deferred"
         first, second = _created_job(client, run_id, 0), _created_job(client, run_id, 1)
         client.patch(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/wait_for_tuning_job/0",
                      json={"new_state": "failed"}).raise_for_status()
-        assert local_vertex.wait_for_state(first, {"JOB_STATE_CANCELLED"}, timeout_s=120)["state"] == "JOB_STATE_CANCELLED"
+        cancelled = local_vertex.wait_for_state(first, {"JOB_STATE_CANCELLED"}, timeout_s=120)
+        assert cancelled["state"] == "JOB_STATE_CANCELLED"
         with local_vertex.http() as http:  # the other member is left alone
             assert http.get(f"/v1/{second}").json()["state"] != "JOB_STATE_CANCELLED"
         client.patch(f"/dags/{DAG_ID}/dagRuns/{run_id}", json={"state": "failed"}).raise_for_status()

@@ -18,7 +18,12 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 METRICS_COLUMNS = ["metric", "step", "value", "wall_time"]
-CONTENT_TYPES = {".json": "application/json", ".csv": "text/csv", ".png": "image/png", ".parquet": "application/vnd.apache.parquet"}
+CONTENT_TYPES = {
+    ".json": "application/json",
+    ".csv": "text/csv",
+    ".png": "image/png",
+    ".parquet": "application/vnd.apache.parquet",
+}
 # (panel title, y label, train series, eval series) of the PNG.
 CURVES = (
     ("Loss", "total loss", "/train_total_loss", "/eval_total_loss"),
@@ -88,7 +93,7 @@ class ArchiveTuningMetricsOperator(GenAITuningBaseOperator):
 
     :param tuning_job_name: The tuning job whose metrics are archived. (templated)
     :param archive_prefix: Folder for the files: gs://bucket/path, file:///path or a local path. (templated)
-    :param smoke_test_results_uri: The smoke test's results file, if any; a missing file is noted, not an error. (templated)
+    :param smoke_test_results_uri: The smoke test's results file, if any; a missing one is noted. (templated)
     :param run_summary: More of the run to keep in the summary (recommendation, dataset...), if any. (templated)
     :param storage_conn_id: Connection for gs:// archives (with the operator's ``impersonation_chain``).
     """
@@ -157,7 +162,9 @@ class ArchiveTuningMetricsOperator(GenAITuningBaseOperator):
                 )
             )
         except DatasetInputError:
-            self.log.warning("No smoke-test results at %s: the smoke test did not get that far", self.smoke_test_results_uri)
+            self.log.warning(
+                "No smoke-test results at %s: the smoke test did not get that far", self.smoke_test_results_uri
+            )
             return None
         results.pop("examples", None)
         return results

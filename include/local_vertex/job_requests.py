@@ -13,6 +13,8 @@ import re
 from include.local_vertex.base_models import canonical_base_model
 from include.local_vertex.errors import invalid_argument
 from include.local_vertex.wire import fields_of
+# The project's one table of tunable models. The service runs from the project root, where
+# plugins/ is a folder but not always on the path (Airflow puts it there for itself).
 from plugins.gemini_tuning.models import ADAPTER_SIZES, TuningRequestError, check_tuning_request
 
 MAX_EPOCHS = 100

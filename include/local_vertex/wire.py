@@ -21,6 +21,7 @@ from fastapi.responses import Response
 from include.local_vertex.errors import invalid_argument
 
 SCHEMA_PREFIX = "GoogleCloudAiplatformV1"
+MAX_DEPTH = 100  # protobuf's own limit on nested messages when it parses JSON
 
 
 def json_response(body: dict | list, status_code: int = 200) -> Response:
@@ -67,7 +68,7 @@ async def read_request(request: Request, message: str, *, allow_empty: bool = Fa
 
 def canonical(body: dict, message: str) -> dict:
     """`body` with camelCase keys, lists for repeated fields and enum values as Google spells them."""
-    return _message(body, schema(message))
+    return _message(body, schema(message), 0)
 
 
 def request_body(message: str, *, required: bool = True) -> dict:
@@ -99,33 +100,35 @@ def camel_case(key: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-def _message(body, message_schema: dict):
+def _message(body, message_schema: dict, depth: int):
     if not isinstance(body, dict):
         return body  # the handler's validation names what is wrong
+    if depth > MAX_DEPTH:
+        raise invalid_argument(f"Invalid JSON payload received: messages nest deeper than {MAX_DEPTH} levels")
     properties = message_schema.get("properties", {})
     converted = {}
     for key, value in body.items():
         name = camel_case(key) if isinstance(key, str) else key
         field = properties.get(name)
-        converted[name] = value if field is None else _value(value, field)
+        converted[name] = value if field is None else _value(value, field, depth + 1)
         if name == "role" and message_schema.get("id") == SCHEMA_PREFIX + "Content" and isinstance(value, str):
             converted[name] = value.lower()  # Google reads "USER" as "user"
     return converted
 
 
-def _value(value, field: dict):
+def _value(value, field: dict, depth: int):
     if field.get("type") == "array":
         if value is None:
             return value
         items = value if isinstance(value, list) else [value]  # one object for a repeated field
-        return [_value(item, field["items"]) for item in items]
+        return [_value(item, field["items"], depth) for item in items]
     if "$ref" in field:
-        return _message(value, schema(field["$ref"]))
+        return _message(value, schema(field["$ref"]), depth)
     if "enum" in field and isinstance(value, str):
         spelled = {option.upper(): option for option in field["enum"]}
         return spelled.get(value.upper(), value)
     if field.get("type") == "object" and isinstance(field.get("additionalProperties"), dict) \
             and "$ref" in field["additionalProperties"] and isinstance(value, dict):
         inner = schema(field["additionalProperties"]["$ref"])
-        return {key: _message(item, inner) for key, item in value.items()}
+        return {key: _message(item, inner, depth) for key, item in value.items()}
     return value  # scalars, and maps of user data such as labels

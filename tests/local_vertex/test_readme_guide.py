@@ -1,5 +1,5 @@
 """The README's walk through Google's guide runs as printed: its bash block, then its Python
-block, against a private local service with the project as its data root (the snippets read
+block, against a private local service with the sample data as its data root (the snippets read
 the shipped sample data through file:// URIs)."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def readme_snippets() -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, local_vertex_tiny_model):
     service = LocalVertexService(tmp_path_factory.mktemp("readme") / "data", local_vertex_tiny_model)
-    service.data_root = PROJECT_ROOT  # as the README's serve command: --data-root "$PWD"
+    service.data_root = PROJECT_ROOT / "include" / "sample_data"  # as the README's serve command
     service.start()
     yield service
     service.stop()

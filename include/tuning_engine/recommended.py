@@ -19,15 +19,8 @@ import math
 from dataclasses import asdict, dataclass
 
 from include.tuning_engine.dataset import steps_per_epoch
+from plugins.gemini_tuning.models import ADAPTER_RANKS
 
-ADAPTER_SIZES = {
-    "ADAPTER_SIZE_ONE": 1,
-    "ADAPTER_SIZE_TWO": 2,
-    "ADAPTER_SIZE_FOUR": 4,
-    "ADAPTER_SIZE_EIGHT": 8,
-    "ADAPTER_SIZE_SIXTEEN": 16,
-    "ADAPTER_SIZE_THIRTY_TWO": 32,
-}
 ADAPTER_SIZE = "ADAPTER_SIZE_EIGHT"
 LEARNING_RATE_MULTIPLIER = 1.0
 TARGET_STEPS = 100
@@ -93,9 +86,9 @@ def recommended_schedule(example_count: int, epoch_count: int | None = None) -> 
 def adapter_rank(adapter_size: str) -> int:
     """LoRA rank for a Vertex adapterSize enum value."""
     try:
-        return ADAPTER_SIZES[adapter_size]
+        return ADAPTER_RANKS[adapter_size]
     except KeyError:
-        raise ValueError(f"adapterSize must be one of {', '.join(ADAPTER_SIZES)}, not {adapter_size!r}") from None
+        raise ValueError(f"adapterSize must be one of {', '.join(ADAPTER_RANKS)}, not {adapter_size!r}") from None
 
 
 def recommended_hyperparameters(example_count: int) -> dict:

@@ -3,7 +3,6 @@ import math
 import pytest
 
 from include.tuning_engine.recommended import (
-    ADAPTER_SIZES,
     BATCH_SIZES,
     MAX_EPOCHS,
     MIN_EPOCHS,
@@ -13,6 +12,7 @@ from include.tuning_engine.recommended import (
     recommended_hyperparameters,
     recommended_schedule,
 )
+from plugins.gemini_tuning.models import ADAPTER_SIZES
 
 
 def test_recommendation_is_vertex_shaped():

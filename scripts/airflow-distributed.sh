@@ -79,7 +79,9 @@ launch() {
   if running "$name"; then echo "$name: already running (pid $(pid_of "$name"))"; return; fi
   setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
   echo $! >"$RUN/$name.pid"
+  LAUNCHED+=("$name")
 }
+LAUNCHED=()
 
 # Wait until a check passes, failing at once when the part's process has exited.
 wait_for() {
@@ -299,10 +301,9 @@ case $command in
   start)
     [ -x .venv/bin/airflow ] || scripts/setup.sh
     shape_env
-    # A part that does not come up stops the parts this command was starting.
-    requested=("$@")
+    # A part that does not come up stops the parts this command launched, and only those.
     set -E
-    trap 'trap - ERR; echo "start failed: stopping ${requested[*]:-the shape}" >&2; stop "${requested[@]}" >/dev/null; exit 1' ERR
+    trap 'trap - ERR; echo "start failed: stopping ${LAUNCHED[*]:-nothing}" >&2; [ ${#LAUNCHED[@]} -eq 0 ] || stop "${LAUNCHED[@]}" >/dev/null; exit 1' ERR
     start "$@" ;;
   run)
     scripts/setup.sh

@@ -13,14 +13,17 @@ import httpx
 import pytest
 
 from include.local_vertex.processes import pid_alive
+from include.tuning_engine.recommended import recommended_schedule
 from tests.fixtures.local_vertex import PROJECT_ROOT, LocalVertexService, chat_rows
 
 pytestmark = pytest.mark.slow
-# 80 examples x 100 epochs: 10 steps and a checkpoint per epoch, 1000 steps in all, which
-# takes a tiny model 10 s on an idle machine and minutes on a busy one. The tests act on the
-# job as soon as it reaches a step, then cancel it, so their length does not depend on the pace.
+# 80 examples x 100 epochs: a checkpoint per epoch and a few thousand steps in all, which take a
+# tiny model seconds on an idle machine and minutes on a busy one. The tests act on the job as
+# soon as it reaches a step, then cancel it, so their length does not depend on the pace. The
+# steps per epoch follow the service's own batch-size rule.
+LONG_EXAMPLES = 80
 LONG = {"epochCount": 100}
-STEPS_PER_EPOCH = 10
+STEPS_PER_EPOCH = recommended_schedule(LONG_EXAMPLES, epoch_count=100).steps_per_epoch
 ENDED = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"}
 
 
@@ -28,7 +31,7 @@ ENDED = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"}
 def service(tmp_path_factory, local_vertex_tiny_model):
     service = LocalVertexService(tmp_path_factory.mktemp("faults") / "data", local_vertex_tiny_model,
                                  cancel_grace_s=3.0).start()
-    service.long_uri = service.write_dataset("long.jsonl", chat_rows(80))
+    service.long_uri = service.write_dataset("long.jsonl", chat_rows(LONG_EXAMPLES))
     service.short_uri = service.write_dataset("short.jsonl", chat_rows(16))
     yield service
     service.stop()

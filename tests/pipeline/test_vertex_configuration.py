@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from gemini_tuning.jobs import label_value
+from gemini_tuning.models import DEFAULT_BASE_MODEL
 from tests.pipeline.conftest import DAG_ID, PipelineEnv, airflow_dags_test
 from tests.pipeline.test_pipeline_dag import SMALL_RUN
 
@@ -195,7 +196,7 @@ def test_vertex_configuration_sends_vertex_requests_with_google_credentials(vert
     [create] = [r for r in requests if r.method == "POST" and r.path == PARENT + "/tuningJobs"]
     body = create.body
     spec = body["supervisedTuningSpec"]
-    assert body["baseModel"] == "gemini-2.0-flash-001"
+    assert body["baseModel"] == DEFAULT_BASE_MODEL
     assert body["tunedModelDisplayName"] == CONF["tuned_model_display_name"]
     assert spec["trainingDatasetUri"].startswith("gs://")
     assert spec["validationDatasetUri"].startswith("gs://")
@@ -222,7 +223,7 @@ def test_vertex_configuration_sends_vertex_requests_with_google_credentials(vert
     tuned = [r for r in requests
              if r.method == "POST" and re.fullmatch(PARENT + r"/endpoints/[^/]+:generateContent", r.path)]
     base = [r for r in requests if r.method == "POST"
-            and r.path == PARENT + "/publishers/google/models/gemini-2.0-flash-001:generateContent"]
+            and r.path == PARENT + f"/publishers/google/models/{DEFAULT_BASE_MODEL}:generateContent"]
     assert len(tuned) == len(base) == CONF["smoke_test_count"], seen
     for request in tuned + base:
         config = request.body["generationConfig"]

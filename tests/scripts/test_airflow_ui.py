@@ -44,6 +44,12 @@ def answers(url: str) -> bool:
         return False
 
 
+def as_a_terminal_job() -> None:
+    """SIGINT as a terminal gives it. A runner started in the background (CI) has it ignored, and
+    a shell cannot trap a signal ignored when it started, so Ctrl-C would never reach the trap."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_everything_the_ui_script_started(tmp_path):
     api_port, service_port, storage_port = free_port(), free_port(), free_port()
     env = {**os.environ, "AIRFLOW__API__PORT": str(api_port), "AIRFLOW__CORE__PARALLELISM": "2",
@@ -55,7 +61,8 @@ def test_ctrl_c_stops_everything_the_ui_script_started(tmp_path):
     with open(log_path, "wb") as log:
         # its own process group, as a terminal's foreground job: Ctrl-C is SIGINT to that group
         script = subprocess.Popen([str(PROJECT_ROOT / "scripts" / "airflow-ui.sh")], env=env, cwd=PROJECT_ROOT,
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                  preexec_fn=as_a_terminal_job)
     started: set[int] = set()
     try:
         deadline = time.monotonic() + 540  # the bundled model is converted on a first start

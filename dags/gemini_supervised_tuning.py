@@ -15,8 +15,12 @@ with the checks around it that a scheduled job needs:
    on the local backend, the training time; above *Max cost (USD)* the run stops here, before any
    job is created.
 4. **create_tuning_job** and **wait_for_tuning_job**: one job per epoch count (several with an
-   *epoch sweep*), created once per run (a retry reuses it) and watched by the triggerer, so no
-   worker slot is held while it trains. **choose_champion** keeps the lowest validation loss.
+   *epoch sweep*), created once per run (a retry reuses it). The create task stays deferred in
+   the triggerer until its job ends (no worker slot is held while it trains), holding a slot of
+   the `gemini_tuning_jobs` pool: at most that many jobs run at once, over all runs and sweeps
+   (1 by default, Vertex's default quota of concurrent tuning jobs); a job waits in the create
+   task for a free slot. The wait then confirms the job succeeded, or fails with the job's own
+   message. **choose_champion** keeps the lowest validation loss.
 5. **smoke_test**: the tuned model answers held-out prompts, and so does the base model; with the
    *quality gate* on, the run fails when the tuned model scores below the base model.
 6. **archive_metrics**: loss and accuracy curves, the metrics as Parquet and CSV, and a summary.
@@ -45,6 +49,7 @@ from gemini_tuning.operators.archive_metrics import ArchiveTuningMetricsOperator
 from gemini_tuning.operators.dataset import UploadTuningDatasetOperator, ValidateTuningDatasetOperator
 from gemini_tuning.operators.smoke_test import DEFAULT_CONCURRENCY, SmokeTestOperator
 from gemini_tuning.operators.tuning_job import CreateTuningJobOperator
+from gemini_tuning.pool import TUNING_JOBS_POOL
 from gemini_tuning.recommendations import MINIMUM_EXAMPLES
 from gemini_tuning.sensors.tuning_job import TuningJobSensor
 
@@ -281,7 +286,14 @@ def gemini_supervised_tuning():
         adapter_size="{{ params.adapter_size }}",
         learning_rate_multiplier="{{ params.learning_rate_multiplier }}",
         location="{{ params.region }}",
+        # The slot is held until the job ends, so the pool bounds live jobs, not create calls.
+        pool=TUNING_JOBS_POOL,
+        wait_for_completion=True,
+        poll_interval=5,
+        max_poll_interval=30,
+        job_timeout=JOB_TIMEOUT.total_seconds(),
     ).expand(epoch_count=epochs)
+    # The job has ended when this runs: it fails on a job that did not succeed and returns the job.
     wait_for_jobs = TuningJobSensor.partial(
         task_id="wait_for_tuning_job",
         location="{{ params.region }}",

@@ -34,8 +34,18 @@ def test_the_form_is_grouped_in_sections(dag):
 
 
 def test_the_run_has_a_timeout_longer_than_the_wait_for_a_job(dag):
-    wait = dag.get_task("wait_for_tuning_job")
+    wait, create = dag.get_task("wait_for_tuning_job"), dag.get_task("create_tuning_job")
     assert dag.dagrun_timeout.total_seconds() > wait.partial_kwargs["timeout"]
+    assert dag.dagrun_timeout.total_seconds() > create.partial_kwargs["job_timeout"]
+
+
+def test_the_create_task_holds_a_tuning_jobs_pool_slot_until_its_job_ends(dag):
+    from gemini_tuning.pool import TUNING_JOBS_POOL
+
+    create = dag.get_task("create_tuning_job")
+    assert create.pool == TUNING_JOBS_POOL and create.partial_kwargs["wait_for_completion"] is True
+    # The other tasks stay out of it: a slot stands for one live job.
+    assert [task.task_id for task in dag.tasks if task.pool == TUNING_JOBS_POOL] == ["create_tuning_job"]
 
 
 def test_data_flows_by_xcomargs_not_jinja_pulls(dag):

@@ -1,13 +1,18 @@
-"""Helpers of the gemini_tuning tests: a task's context, what it pushed, waiting for a job."""
+"""Helpers of the gemini_tuning tests: a task's context, what it pushed, waiting for a job, a database."""
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import time
 import uuid
 from pathlib import Path
 from unittest import mock
 
-SAMPLE = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "classification"
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = PROJECT_ROOT / "include" / "sample_data" / "classification"
 
 
 def sample_lines(name: str, count: int) -> list[str]:
@@ -37,3 +42,12 @@ def wait_for_state(hook, job_name: str, states: set[str], timeout: float = 120) 
         if state in states or time.monotonic() > deadline:
             return state
         time.sleep(0.5)
+
+
+def copy_migrated_database(destination: Path) -> None:
+    """A consistent copy of the project's migrated Airflow database (SQLite's backup API)."""
+    source = Path(os.environ.get("AIRFLOW_HOME", PROJECT_ROOT / ".airflow")) / "airflow.db"
+    if not source.exists():
+        pytest.fail(f"{source} is missing: run scripts/setup.sh first (it migrates the Airflow database)")
+    with sqlite3.connect(source) as src, sqlite3.connect(destination) as dst:
+        src.backup(dst)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import uuid
@@ -20,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+
+from tests.gemini_tuning.helpers import copy_migrated_database
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,15 +64,6 @@ if __name__ == "__main__":
     dag_run = dag.test()
     print("PROBE " + json.dumps({{"state": str(dag_run.state), "runs": runs}}))
 '''
-
-
-def copy_migrated_database(destination: Path) -> None:
-    """A consistent copy of the project's migrated Airflow database (SQLite's backup API)."""
-    source = Path(os.environ.get("AIRFLOW_HOME", PROJECT_ROOT / ".airflow")) / "airflow.db"
-    if not source.exists():
-        pytest.fail(f"{source} is missing: run scripts/setup.sh first (it migrates the Airflow database)")
-    with sqlite3.connect(source) as src, sqlite3.connect(destination) as dst:
-        src.backup(dst)
 
 
 def epoch(rfc3339: str) -> float:

@@ -160,6 +160,32 @@ def test_a_retried_create_reuses_the_first_job(datasets):
 
 
 @pytest.mark.slow
+def test_a_create_that_waits_lives_as_long_as_its_job_and_a_retry_adopts_it(datasets):
+    """The DAG's shape: create holds the task (its pool slot) until the job ends; the sensor then confirms."""
+    hook = GenAITuningHook()
+    context = task_context()
+    create = CreateTuningJobOperator(
+        task_id=context["ti"].task_id, base_model="gemini-2.0-flash-001", training_dataset_uri=datasets["train"],
+        validation_dataset_uri=datasets["validation"], epoch_count=1, wait_for_completion=True, poll_interval=0.2,
+        max_poll_interval=0.5,
+    )
+    with pytest.raises(TaskDeferred) as first:
+        create.execute(context)
+    job_name = pushed(context)["tuning_job_name"]
+    context["ti"].try_number = 2  # e.g. the worker died just after deferring: the retry adopts the job
+    with pytest.raises(TaskDeferred) as second:
+        create.execute(context)
+    assert first.value.trigger.job_name == second.value.trigger.job_name == job_name
+    assert [job.name for job in hook.find_tuning_jobs_by_labels(run_labels(context))] == [job_name]
+
+    [event] = run_trigger(second.value.trigger)
+    ended = create.execute_complete(context, event)
+    assert ended["name"] == job_name and ended["state"] == "JOB_STATE_SUCCEEDED" and ended["endTime"]
+    confirmed = TuningJobSensor(task_id="wait", job_name=job_name).execute(task_context(task_id="wait"))
+    assert confirmed["state"] == "JOB_STATE_SUCCEEDED"  # ended already: returned without deferring
+
+
+@pytest.mark.slow
 def test_killing_the_deferred_wait_cancels_the_job(datasets, monkeypatch):
     """Through Airflow's own TriggerRunner: a restart leaves the job running, a user's kill cancels it."""
     from airflow.jobs.triggerer_job_runner import TriggerRunner

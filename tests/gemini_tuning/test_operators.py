@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from google.genai import types
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 from gemini_tuning.operators.archive_metrics import (
     ArchiveTuningMetricsOperator,
     final_metrics,
@@ -111,6 +111,48 @@ def test_a_retry_adopts_only_a_job_made_from_the_same_request():
             looked_up = hook.find_tuning_jobs_by_labels.call_args.args[0]
             assert looked_up[REQUEST_HASH_LABEL] != first_labels[REQUEST_HASH_LABEL], changed
             assert looked_up["airflow_run_hash"] == first_labels["airflow_run_hash"]
+
+
+def test_waiting_for_completion_defers_on_the_job_and_returns_it_as_it_ended():
+    """The create task lives as long as its job, so its pool slot bounds live jobs."""
+    operator = _create(wait_for_completion=True, poll_interval=2, max_poll_interval=8, job_timeout=60,
+                       pool="gemini_tuning_jobs")
+    with mock.patch.object(CreateTuningJobOperator, "hook") as hook:
+        hook.find_tuning_jobs_by_labels.return_value = []
+        hook.create_tuning_job.return_value = types.TuningJob(name=JOB, state="JOB_STATE_PENDING")
+        context = task_context()
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute(context)
+        assert pushed(context)["tuning_job_name"] == JOB  # pushed before the wait: kills and retries find it
+        trigger = deferred.value.trigger
+        assert deferred.value.method_name == "execute_complete"
+        assert (trigger.job_name, trigger.poll_interval, trigger.max_poll_interval) == (JOB, 2, 8)
+        assert trigger.cancel_on_kill and trigger.cancel_on_timeout and trigger.deadline is not None
+
+        hook.find_tuning_jobs_by_labels.return_value = [types.TuningJob(name=JOB, state="JOB_STATE_SUCCEEDED")]
+        assert operator.execute(task_context())["state"] == "JOB_STATE_SUCCEEDED"  # adopted, ended: no wait
+
+        succeeded = {"name": JOB, "state": "JOB_STATE_SUCCEEDED"}
+        assert operator.execute_complete(context, {"status": "success", "job_name": JOB, "message": "ok",
+                                                   "job": succeeded}) == succeeded
+        # A job that failed has still ended: the slot is free and the wait (the sensor) judges it.
+        hook.get_tuning_job.return_value = types.TuningJob(name=JOB, state="JOB_STATE_FAILED")
+        ended = operator.execute_complete(context, {"status": "error", "job_name": JOB, "message": "failed",
+                                                    "job_state": "JOB_STATE_FAILED"})
+        assert ended == {"name": JOB, "state": "JOB_STATE_FAILED"}
+        with pytest.raises(AirflowFailException, match="cancelled"):
+            operator.execute_complete(context, {"status": "timeout", "job_name": JOB, "message": "cancelled"})
+        with pytest.raises(AirflowException, match="Could not read") as unread:
+            operator.execute_complete(context, {"status": "error", "job_name": JOB,
+                                                "message": "Could not read tuning job"})
+        assert not isinstance(unread.value, AirflowFailException)  # retried: the retry adopts the job
+
+
+def test_without_waiting_the_create_returns_at_once():
+    with mock.patch.object(CreateTuningJobOperator, "hook") as hook:
+        hook.find_tuning_jobs_by_labels.return_value = []
+        hook.create_tuning_job.return_value = types.TuningJob(name=JOB, state="JOB_STATE_PENDING")
+        assert _create().execute(task_context())["state"] == "JOB_STATE_PENDING"
 
 
 def test_text_fields_stay_strings_under_native_rendering():

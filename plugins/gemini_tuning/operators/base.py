@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator
 from gemini_tuning.jobs import DEFAULT_CONN_ID
@@ -50,4 +51,41 @@ class GenAITuningBaseOperator(BaseOperator):
             impersonation_chain=self.impersonation_chain,
             project_id=self.project_id,
             location=self.location,
+        )
+
+    def defer_until_job_ends(
+        self,
+        job_name: str,
+        *,
+        timeout: float | None = None,
+        poll_interval: float = 10.0,
+        max_poll_interval: float = 300.0,
+        backoff_factor: float = 1.5,
+        max_transient_errors: int = 5,
+        cancel_on_timeout: bool = True,
+        cancel_on_kill: bool = True,
+    ) -> NoReturn:
+        """Hand the task to the triggerer until the job ends; it resumes in ``execute_complete``.
+
+        ``timeout`` (seconds from now) gives up the wait, cancelling the job if ``cancel_on_timeout``;
+        a user killing the deferred task cancels it if ``cancel_on_kill``.
+        """
+        from gemini_tuning.triggers.tuning_job import TuningJobTrigger  # needs the hook: not at parse time
+
+        self.defer(
+            trigger=TuningJobTrigger(
+                job_name=job_name,
+                conn_id=self.gcp_conn_id,
+                impersonation_chain=self.impersonation_chain,
+                project_id=self.project_id,
+                location=self.location,
+                poll_interval=poll_interval,
+                max_poll_interval=max_poll_interval,
+                backoff_factor=backoff_factor,
+                max_transient_errors=max_transient_errors,
+                deadline=None if timeout is None else time.time() + timeout,
+                cancel_on_timeout=cancel_on_timeout,
+                cancel_on_kill=cancel_on_kill,
+            ),
+            method_name="execute_complete",
         )

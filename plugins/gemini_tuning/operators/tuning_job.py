@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from gemini_tuning.jobs import (
     CANCELLING,
     ENDED,
@@ -99,6 +100,12 @@ class CreateTuningJobOperator(GenAITuningBaseOperator):
     other hyperparameters) does not match and gets a new job. Pushes ``tuning_job_name`` and
     the link to the job; returns the job.
 
+    With ``wait_for_completion`` the task then stays deferred (in the triggerer, no worker slot)
+    until the job ends, so it holds its pool slot for the job's whole life: in a pool that counts
+    deferred tasks, the pool's slots bound the jobs that run at once, across runs and sweeps. It
+    returns the ended job whatever its outcome (freeing the slot is its part; judging the job is
+    TuningJobSensor's, which fails with the job's message). Killing the deferred task cancels the job.
+
     :param base_model: Model to tune, e.g. ``gemini-2.0-flash-001``. (templated)
     :param training_dataset_uri: Cloud Storage URI of the training JSONL. (templated)
     :param validation_dataset_uri: Optional Cloud Storage URI of the validation JSONL. (templated)
@@ -109,6 +116,10 @@ class CreateTuningJobOperator(GenAITuningBaseOperator):
     :param learning_rate_multiplier: Optional multiplier of the recommended learning rate. (templated)
     :param labels: Optional extra labels for the job. (templated)
     :param reuse_existing_job: Adopt a live or succeeded job of this task instance instead of creating one.
+    :param wait_for_completion: Stay deferred until the job ends, holding the task's pool slot.
+    :param poll_interval: Seconds between the first polls of the deferred wait.
+    :param max_poll_interval: Longest wait between polls of the deferred wait.
+    :param job_timeout: Seconds the deferred wait lasts at most; the job is cancelled then. None: no limit.
     """
 
     template_fields: Sequence[str] = (
@@ -138,6 +149,10 @@ class CreateTuningJobOperator(GenAITuningBaseOperator):
         learning_rate_multiplier: float | str | None = None,
         labels: dict[str, str] | None = None,
         reuse_existing_job: bool = True,
+        wait_for_completion: bool = False,
+        poll_interval: float = 10.0,
+        max_poll_interval: float = 300.0,
+        job_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -151,6 +166,10 @@ class CreateTuningJobOperator(GenAITuningBaseOperator):
         self.learning_rate_multiplier = learning_rate_multiplier
         self.labels = labels
         self.reuse_existing_job = reuse_existing_job
+        self.wait_for_completion = wait_for_completion
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max_poll_interval
+        self.job_timeout = job_timeout
 
     def execute(self, context: Context) -> dict[str, Any]:
         request = self._request()
@@ -165,7 +184,27 @@ class CreateTuningJobOperator(GenAITuningBaseOperator):
         self.log.info("Tuning job: %s", url)
         context["ti"].xcom_push(key="tuning_job_name", value=job.name)
         TuningJobLink.persist(context, url)
+        if self.wait_for_completion and job_state(job) not in ENDED:
+            self.log.info("Holding pool %s's slot until tuning job %s ends", self.pool, job.name)
+            self.defer_until_job_ends(
+                job.name,
+                timeout=self.job_timeout,
+                poll_interval=self.poll_interval,
+                max_poll_interval=self.max_poll_interval,
+            )
         return job_to_dict(job)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume once the job ended (its slot is free now): return the job as it ended."""
+        self.log.info(event["message"])
+        if event["status"] == "success":
+            return event["job"]
+        if event["status"] == "timeout":  # the job was cancelled: a retry would start over
+            raise AirflowFailException(event["message"])
+        if event.get("job_state") in ENDED_UNSUCCESSFULLY:
+            return job_to_dict(self.hook.get_tuning_job(event["job_name"]))
+        # The job could not be read: a retry adopts it (same labels and hash) and waits again.
+        raise AirflowException(event["message"])
 
     def _request(self) -> dict[str, Any]:
         """The create call's arguments, typed: strings stay strings, numbers are checked."""

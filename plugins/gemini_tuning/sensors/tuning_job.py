@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -78,24 +77,15 @@ class TuningJobSensor(BaseSensorOperator, GenAITuningBaseOperator):
         if job_state(job) in ENDED:
             return self._result(job)
         self.log.info("Tuning job %s is %s: deferring the wait", job.name, job_state(job))
-        from gemini_tuning.triggers.tuning_job import TuningJobTrigger  # needs the hook: not at parse time
-
-        self.defer(
-            trigger=TuningJobTrigger(
-                job_name=self._watched_job,
-                conn_id=self.gcp_conn_id,
-                impersonation_chain=self.impersonation_chain,
-                project_id=self.project_id,
-                location=self.location,
-                poll_interval=self.poll_interval or self.poke_interval,
-                max_poll_interval=self.max_poll_interval,
-                backoff_factor=self.backoff_factor,
-                max_transient_errors=self.max_transient_errors,
-                deadline=time.time() + self.timeout,
-                cancel_on_timeout=self.cancel_on_timeout,
-                cancel_on_kill=self.cancel_on_kill,
-            ),
-            method_name="execute_complete",
+        self.defer_until_job_ends(
+            self._watched_job,
+            timeout=self.timeout,
+            poll_interval=self.poll_interval or self.poke_interval,
+            max_poll_interval=self.max_poll_interval,
+            backoff_factor=self.backoff_factor,
+            max_transient_errors=self.max_transient_errors,
+            cancel_on_timeout=self.cancel_on_timeout,
+            cancel_on_kill=self.cancel_on_kill,
         )
 
     def poke(self, context: Context) -> PokeReturnValue | bool:

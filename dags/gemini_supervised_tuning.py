@@ -59,6 +59,9 @@ TRAINING_DATA = Asset(name="gemini_tuning_training_data")
 TUNED_MODEL = Asset(name="gemini_tuned_model")
 # A sweep starts one paid job per entry: bounded.
 MAX_SWEEP = 8
+# Runs overlap (data checks, smoke tests, archives); how many jobs train at once is the
+# gemini_tuning_jobs pool's bound, over all runs. Further runs wait queued.
+MAX_ACTIVE_RUNS = 4
 # The wait for one job gives up after 24 hours; the run as a whole after 30 (data checks, the
 # queue, the smoke test and the archive included).
 JOB_TIMEOUT = pendulum.duration(hours=24)
@@ -171,7 +174,7 @@ def _job_name(job: dict) -> str:
     tags=["gemini", "vertex-ai", "tuning"],
     default_args={"owner": "ml-platform", "retries": 2, "retry_delay": pendulum.duration(seconds=30)},
     params=PARAMS,
-    max_active_runs=1,
+    max_active_runs=MAX_ACTIVE_RUNS,
     dagrun_timeout=RUN_TIMEOUT,
     render_template_as_native_obj=True,
     on_failure_callback=cancel_tuning_jobs_of_run,

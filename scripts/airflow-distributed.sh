@@ -200,6 +200,8 @@ migrate() {
   if [ "$(cat "$ROOT/.migrated" 2>/dev/null)" != "$version" ]; then
     echo "migrating Airflow's database on PostgreSQL (log: $LOGS/db-migrate.log)"
     airflow db migrate >"$LOGS/db-migrate.log" 2>&1 || { tail -20 "$LOGS/db-migrate.log" >&2; return 1; }
+    # The pool that bounds live tuning jobs (left as it is when it exists; the scheduler checks it too).
+    python -m gemini_tuning.pool >>"$LOGS/db-migrate.log" 2>&1 || { tail -20 "$LOGS/db-migrate.log" >&2; return 1; }
     echo "$version" >"$ROOT/.migrated"
   fi
 }

@@ -26,26 +26,31 @@ class PipelineEnv:
         return [json.loads(p.read_text()) for p in sorted(self.archive_root.glob(f"{DAG_ID}/*/summary.json"))]
 
 
+def pipeline_settings(service, tokenizer: Path, archive: Path) -> dict[str, str]:
+    """Airflow's connections and Variables for a pipeline on ``service`` (a LocalVertexService)."""
+    connection = {
+        "conn_type": "google_cloud_platform",
+        "password": service.token,
+        "extra": {"project": service.project, "location": service.location, "base_url": service.base_url},
+    }
+    return {
+        "AIRFLOW_CONN_GEMINI_TUNING_DEFAULT": json.dumps(connection),
+        "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": json.dumps(
+            {"conn_type": "google_cloud_platform", "extra": {"project": service.project, "is_anonymous": True}}),
+        "STORAGE_EMULATOR_HOST": service.storage_url,
+        "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+        "AIRFLOW_VAR_GEMINI_TUNING_ARCHIVE_URI": archive.as_uri(),
+        "AIRFLOW_VAR_GEMINI_TUNING_TOKENIZER": str(tokenizer),
+        "AIRFLOW_VAR_GEMINI_TUNING_BACKEND": "local",
+    }
+
+
 @pytest.fixture(scope="session")
 def pipeline_env(local_vertex, local_vertex_tiny_model, tmp_path_factory) -> PipelineEnv:
     """Airflow settings that point the DAGs at the test service: connections, Variables, a fresh home."""
     home = tmp_path_factory.mktemp("pipeline_airflow_home")
     archive = tmp_path_factory.mktemp("pipeline_archive")
-    connection = {
-        "conn_type": "google_cloud_platform",
-        "password": local_vertex.token,
-        "extra": {"project": local_vertex.project, "location": local_vertex.location, "base_url": local_vertex.base_url},
-    }
-    env = {
-        "AIRFLOW_CONN_GEMINI_TUNING_DEFAULT": json.dumps(connection),
-        "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": json.dumps(
-            {"conn_type": "google_cloud_platform", "extra": {"project": local_vertex.project, "is_anonymous": True}}),
-        "STORAGE_EMULATOR_HOST": local_vertex.storage_url,
-        "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
-        "AIRFLOW_VAR_GEMINI_TUNING_ARCHIVE_URI": archive.as_uri(),
-        "AIRFLOW_VAR_GEMINI_TUNING_TOKENIZER": str(local_vertex_tiny_model),
-        "AIRFLOW_VAR_GEMINI_TUNING_BACKEND": "local",
-    }
+    env = pipeline_settings(local_vertex, local_vertex_tiny_model, archive)
     return PipelineEnv(env=env, archive_root=archive, airflow_home=home)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -60,9 +61,10 @@ def service_busy(shape: DistributedAirflow):
 
 
 def deferred_run(shape: DistributedAirflow, name: str) -> tuple[str, dict]:
-    """Trigger a run and wait until its tuning job is queued on the service and its wait deferred."""
+    """Trigger a run and wait until its tuning job is queued on the service and its create deferred
+    (holding the job's pool slot until the job ends)."""
     run_id = shape.trigger(small_run(shape, name))
-    shape.wait_for_task(run_id, "wait_for_tuning_job[0]", {"deferred"})
+    shape.wait_for_task(run_id, "create_tuning_job[0]", {"deferred"})
     [job] = shape.jobs_of_run(run_id)
     assert job["state"] in {"JOB_STATE_QUEUED", "JOB_STATE_PENDING"}, job
     return run_id, job
@@ -115,10 +117,10 @@ def test_the_triggerer_restarted_while_the_wait_is_deferred_resumes_it(airflow_d
         shape.script("start", "triggerer")
         # A restart is not a kill: the trigger did not cancel the job.
         assert shape.wait_for_job(job["name"], LIVE)["state"] in {"JOB_STATE_QUEUED", "JOB_STATE_PENDING"}
-        assert shape.task_instances(run_id)["wait_for_tuning_job[0]"]["state"] == "deferred"
+        assert shape.task_instances(run_id)["create_tuning_job[0]"]["state"] == "deferred"
     assert_succeeded_with_one_job(shape, run_id)
-    [wait] = shape.tries(run_id, "wait_for_tuning_job", 0)
-    assert wait["try_number"] == 1 and wait["state"] == "success", wait
+    [create] = shape.tries(run_id, "create_tuning_job", 0)
+    assert create["try_number"] == 1 and create["state"] == "success", create
 
 
 def test_the_scheduler_killed_mid_run_and_restarted_finishes_the_run(airflow_distributed):
@@ -160,14 +162,23 @@ def test_two_runs_at_once_on_two_datasets_each_tune_their_own_job(airflow_distri
     uploaded = [json.loads(_xcom(shape, run_id, "upload_dataset"))["training_dataset_uri"] for run_id in run_ids]
     assert uploaded[0] != uploaded[1]
     assert [job["supervisedTuningSpec"]["trainingDatasetUri"] for job in jobs] == uploaded
-    # The service's limit is one training job at a time: the two never trained together.
-    first, second = sorted(jobs, key=lambda job: job["startTime"])
-    assert first["endTime"] <= second["startTime"], (first, second)
+    # The runs ran at once, and the pool's one slot kept their jobs apart: the second job was not
+    # even created before the first ended (the service alone would have queued it, created).
+    pool = shape.pool()
+    assert pool["slots"] == 1 and pool["include_deferred"], pool
+    first, second = sorted(jobs, key=lambda job: _time(job["createTime"]))
+    assert _time(first["endTime"]) <= _time(second["createTime"]), (first, second)
+    runs = [shape.wait_for_run(run_id) for run_id in run_ids]
+    assert max(_time(run["start_date"]) for run in runs) < min(_time(run["end_date"]) for run in runs), runs
     # The tasks of the two runs spread over both workers.
     hosts = {ti["hostname"] for run_id in run_ids for ti in shape.task_instances(run_id).values() if ti["hostname"]}
     assert hosts == WORKERS, hosts
     summaries = sorted(Path(p) for p in shape.archive.glob(f"{DAG_ID}/*/summary.json"))
     assert {json.loads(p.read_text())["job"]["name"] for p in summaries} >= {job["name"] for job in jobs}
+
+
+def _time(rfc3339: str) -> datetime:
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
 
 
 def _xcom(shape: DistributedAirflow, run_id: str, task_id: str) -> str:

@@ -77,27 +77,34 @@ def _created_job(client, run_id: str, map_index: int) -> str:
                       params={"map_index": map_index, "deserialize": True}).json()["value"]
 
 
-def test_killing_a_mapped_wait_and_marking_the_run_failed_cancel_the_jobs(airflow, local_vertex):
-    """Under the real triggerer: a user marking a mapped, deferred wait failed cancels its job through
-    the trigger's on_kill; marking the whole run failed (no failure callback runs) cancels the rest."""
+def _wait_until_polled_in_a_trigger(airflow, client, run_id: str, map_index: int) -> None:
+    """The trigger's own log shows its first poll: from then on it runs in the triggerer, so a kill
+    reaches its on_kill (a task marked failed before the triggerer picked it up has no trigger)."""
+    logs = airflow.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / "task_id=create_tuning_job"
+    deadline = time.monotonic() + 600
+    while not any("JOB_STATE_" in log.read_text(errors="replace")
+                  for log in logs.glob(f"map_index={map_index}/*.trigger.*.log")):
+        assert time.monotonic() < deadline, f"create_tuning_job[{map_index}] never polled in a trigger: see {airflow.home}"
+        time.sleep(3)
+    assert _task_state(client, run_id, "create_tuning_job", map_index) == "deferred"
+
+
+def test_killing_a_mapped_create_and_marking_the_run_failed_cancel_the_jobs(airflow, local_vertex):
+    """Under the real triggerer: a user marking a mapped create failed while it holds its job (deferred)
+    cancels the job through the trigger's on_kill and frees the pool's slot for the next member;
+    marking the whole run failed (no failure callback runs) cancels that one."""
     conf = {**SMALL_RUN, "epoch_sweep": [60, 61], "tuned_model_display_name": "kill-test"}  # long: never finishes
     run_id = airflow.trigger(DAG_ID, conf)
-    # The trigger's own log shows its first poll: from then on it runs in the triggerer, so a kill
-    # reaches its on_kill (a task marked failed before the triggerer picked it up has no trigger).
-    trigger_logs = airflow.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / "task_id=wait_for_tuning_job"
     with airflow.client() as client:
-        deadline = time.monotonic() + 600
-        while not any("JOB_STATE_" in log.read_text(errors="replace")
-                      for log in trigger_logs.glob("map_index=0/*.trigger.*.log")):
-            assert time.monotonic() < deadline, f"wait_for_tuning_job[0] never polled in a trigger: see {airflow.home}"
-            time.sleep(3)
-        assert _task_state(client, run_id, "wait_for_tuning_job", 0) == "deferred"
-        first, second = _created_job(client, run_id, 0), _created_job(client, run_id, 1)
-        client.patch(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/wait_for_tuning_job/0",
+        _wait_until_polled_in_a_trigger(airflow, client, run_id, 0)
+        first = _created_job(client, run_id, 0)
+        client.patch(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/create_tuning_job/0",
                      json={"new_state": "failed"}).raise_for_status()
         cancelled = local_vertex.wait_for_state(first, {"JOB_STATE_CANCELLED"}, timeout_s=120)
         assert cancelled["state"] == "JOB_STATE_CANCELLED"
-        with local_vertex.http() as http:  # the other member is left alone
+        _wait_until_polled_in_a_trigger(airflow, client, run_id, 1)  # the slot went to the other member
+        second = _created_job(client, run_id, 1)
+        with local_vertex.http() as http:  # which is left alone
             assert http.get(f"/v1/{second}").json()["state"] != "JOB_STATE_CANCELLED"
         client.patch(f"/dags/{DAG_ID}/dagRuns/{run_id}", json={"state": "failed"}).raise_for_status()
         assert local_vertex.wait_for_state(second, {"JOB_STATE_CANCELLED"}, timeout_s=120)["state"] == (

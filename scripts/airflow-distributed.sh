@@ -12,7 +12,8 @@
 # Everything lives in $AIRFLOW_DISTRIBUTED_ROOT (default <project>/.distributed): the database
 # folder, Airflow's home and logs, the service's data, the processes' pids and logs, and the ports,
 # chosen free at the first start and kept. Loopback only. Each worker runs in its own UTS namespace
-# under its own host name (as a container would) where unshare allows it.
+# under its own host name (as a container would) where unshare allows it. Airflow's parts are
+# restarted when they exit (as `restart: always` in the compose file), e.g. on a database restart.
 #
 # Settings from the environment: LOCAL_VERTEX_TOKEN (the service's token, by environment only),
 # LOCAL_VERTEX_BASE_MODEL (a model folder instead of the bundled SmolLM2), LOCAL_VERTEX_MAX_CONCURRENT_JOBS,
@@ -76,19 +77,25 @@ running() { local pid; pid=$(pid_of "$1") && [ -n "$pid" ] && kill -0 "$pid" 2>/
 # Start a part in its own session (its own process group), so that it is stopped or killed whole.
 launch() {
   local name=$1; shift
-  if running "$name"; then echo "$name: already running (pid $(pid_of "$name"))"; return; fi
+  if running "$name"; then echo "$name: already running (pid $(pid_of "$name"))"; rm -f "$RUN/$name.logstart"; return; fi
+  { wc -c <"$LOGS/$name.log"; } 2>/dev/null >"$RUN/$name.logstart" || echo 0 >"$RUN/$name.logstart"
   setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
   echo $! >"$RUN/$name.pid"
   LAUNCHED+=("$name")
 }
 LAUNCHED=()
 
+# Airflow's parts run under `restart: always`, as in the compose file: the scheduler, triggerer and
+# dag-processor exit when they lose the database (a PostgreSQL restart) and must come back by
+# themselves once it answers. Stopping or killing a part's process group ends its loop too.
+RESTART_ALWAYS='while :; do "$@"; echo "$0 exited with status $?: starting it again in 5 s (restart: always)"; sleep 5; done'
+
 # Wait until a check passes, failing at once when the part's process has exited.
 wait_for() {
   local name=$1 what=$2; shift 2
   local deadline=$((SECONDS + ${AIRFLOW_DISTRIBUTED_START_TIMEOUT:-300}))
   until "$@" >/dev/null 2>&1; do
-    if [ "$name" != postgres ] && ! running "$name"; then
+    if [ "$name" != postgres ] && { ! running "$name" || restarted_since_launch "$name"; }; then
       echo "$name exited before $what; the end of $LOGS/$name.log:" >&2; tail -30 "$LOGS/$name.log" >&2; return 1
     fi
     if [ $SECONDS -ge $deadline ]; then
@@ -96,6 +103,14 @@ wait_for() {
     fi
     sleep 1
   done
+}
+
+# A part launched by this command that exited (and is being restarted) before it answered has
+# failed to start: that is reported at once, not waited out.
+restarted_since_launch() {
+  local start
+  start=$(cat "$RUN/$1.logstart" 2>/dev/null) || return 1
+  tail -c +"$((start + 1))" "$LOGS/$1.log" | grep -q "(restart: always)"
 }
 
 http_ok() { python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=3)' "$1"; }
@@ -151,13 +166,13 @@ launch_part() {
         ${LOCAL_VERTEX_BASE_MODEL:+--base-model "$LOCAL_VERTEX_BASE_MODEL"} \
         ${LOCAL_VERTEX_MAX_CONCURRENT_JOBS:+--max-concurrent-jobs "$LOCAL_VERTEX_MAX_CONCURRENT_JOBS"} \
         ${LOCAL_VERTEX_TORCH_THREADS:+--torch-threads "$LOCAL_VERTEX_TORCH_THREADS"} ;;
-    api-server) launch api-server airflow api-server ;;
-    scheduler) launch scheduler airflow scheduler ;;
-    dag-processor) launch dag-processor airflow dag-processor ;;
-    triggerer) launch triggerer airflow triggerer --skip-serve-logs ;;
+    api-server) launch api-server bash -c "$RESTART_ALWAYS" api-server airflow api-server ;;
+    scheduler) launch scheduler bash -c "$RESTART_ALWAYS" scheduler airflow scheduler ;;
+    dag-processor) launch dag-processor bash -c "$RESTART_ALWAYS" dag-processor airflow dag-processor ;;
+    triggerer) launch triggerer bash -c "$RESTART_ALWAYS" triggerer airflow triggerer --skip-serve-logs ;;
     worker-a|worker-b)
       # Workers share the log folder, as the compose file's workers share a volume: no log server.
-      local cmd=(airflow celery worker --celery-hostname "$1@%h" --skip-serve-logs)
+      local cmd=(bash -c "$RESTART_ALWAYS" "$1" airflow celery worker --celery-hostname "$1@%h" --skip-serve-logs)
       running "$1" || echo $(( $(cat "$RUN/$1.starts" 2>/dev/null || echo 0) + 1 )) >"$RUN/$1.starts"
       if unshare --uts true 2>/dev/null; then
         launch "$1" unshare --uts sh -c 'hostname "$0" && exec "$@"' "$1" "${cmd[@]}"

@@ -116,3 +116,14 @@ def test_celery_settings_match_the_script(compose):
     assert env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"] == timeout
     concurrency = re.search(r"WORKER_CONCURRENCY:-(\d+)", SCRIPT).group(1)
     assert env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == concurrency
+
+
+def test_airflow_parts_restart_always_as_in_the_script(compose):
+    """A database restart makes the scheduler, triggerer and dag-processor exit: both shapes start them again."""
+    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
+                 "airflow-worker"):
+        assert compose["services"][name]["restart"] == "always", name
+    launched = dict(re.findall(r"^    ([a-z-|]+)\) launch \S+ (.*)$", SCRIPT, re.MULTILINE))
+    for part in ("api-server", "scheduler", "dag-processor", "triggerer"):
+        assert launched[part].startswith('bash -c "$RESTART_ALWAYS"'), part
+    assert 'local cmd=(bash -c "$RESTART_ALWAYS"' in SCRIPT  # the workers

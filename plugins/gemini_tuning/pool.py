@@ -4,13 +4,15 @@ The Airflow pool that bounds how many tuning jobs run at once, across runs and w
 Vertex enforces a quota on concurrent tuning jobs, global to the project (shared by every region
 and model): "Every project comes with a default quota to run at least one tuning job", raised on
 request as "Global concurrent tuning jobs" (Google's "About supervised fine-tuning for Gemini
-models", section Quota). So the pool starts with one slot; give it as many as the project's quota.
+models", section Quota; read here from a stored copy of that page, not from a live project: a
+project's own figure is on its Quotas page). So the pool starts with one slot; give it as many as
+the project's quota.
 
 ``create_tuning_job`` holds its slot for the job's whole life: it creates the job, then stays
 deferred until the job ends. The pool counts deferred tasks (``include_deferred``), so one slot
 stands for one live job; without that the slot would be free again seconds after the create.
 
-    python -m gemini_tuning.pool     create the pool if it is missing (the set-up scripts do)
+    python -m gemini_tuning.pool     create the pool if it is missing (as airflow-distributed.sh does)
 """
 
 from __future__ import annotations

@@ -80,13 +80,14 @@ def plot_curves(
             axes.axvline(checkpoint["step"], color="tab:red" if is_chosen else "grey",
                          linestyle="-" if is_chosen else ":", linewidth=1.6 if is_chosen else 1.0,
                          label=f"chosen: checkpoint {checkpoint['checkpoint_id']}" if is_chosen else None)
-            axes.annotate(f"{checkpoint['checkpoint_id']} (ep {checkpoint['epoch']})", (checkpoint["step"], 1.0),
-                          xycoords=("data", "axes fraction"), xytext=(2, -10), textcoords="offset points",
-                          fontsize=7, color="tab:red" if is_chosen else "dimgrey")
+            axes.annotate(f"checkpoint {checkpoint['checkpoint_id']} (epoch {checkpoint['epoch']})",
+                          (checkpoint["step"], 0.5), xycoords=("data", "axes fraction"), xytext=(-3, 0),
+                          textcoords="offset points", rotation=90, ha="right", va="center", fontsize=7,
+                          color="tab:red" if is_chosen else "dimgrey")
         axes.set(title=panel, xlabel="step", ylabel=y_label)
         axes.grid(alpha=0.3)
         if axes.has_data():
-            axes.legend()
+            axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3, frameon=False)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     return buffer.getvalue()

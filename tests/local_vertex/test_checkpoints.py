@@ -119,6 +119,26 @@ def test_each_checkpoint_endpoint_serves_its_own_adapter(three_epochs):
 
 
 @pytest.mark.slow
+def test_calls_to_several_checkpoints_at_once_each_get_their_own_adapters_answer(three_epochs, local_vertex):
+    """The generation process batches what waits: calls to different checkpoints arrive together."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, _, _, job = three_epochs
+    endpoints = [c["endpoint"] for c in job["tunedModel"]["checkpoints"]] * 2
+
+    def ask(endpoint: str) -> tuple[str, ...]:
+        with local_vertex.http() as client:
+            response = client.post(f"/v1/{endpoint}:generateContent", json=SAMPLED)
+            assert response.status_code == 200, response.text
+            return _text(response.json())
+
+    alone = {endpoint: ask(endpoint) for endpoint in endpoints}
+    with ThreadPoolExecutor(len(endpoints)) as pool:
+        together = list(pool.map(ask, endpoints))
+    assert together == [alone[endpoint] for endpoint in endpoints]
+
+
+@pytest.mark.slow
 def test_the_models_default_checkpoint_decides_what_its_main_endpoint_serves(three_epochs, local_vertex):
     checked, _, _, job = three_epochs
     model, main = job["tunedModel"]["model"], job["tunedModel"]["endpoint"]

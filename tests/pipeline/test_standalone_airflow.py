@@ -80,7 +80,8 @@ def _created_job(client, run_id: str, map_index: int) -> str:
 def test_killing_a_mapped_wait_and_marking_the_run_failed_cancel_the_jobs(airflow, local_vertex):
     """Under the real triggerer: a user marking a mapped, deferred wait failed cancels its job through
     the trigger's on_kill; marking the whole run failed (no failure callback runs) cancels the rest."""
-    conf = {**SMALL_RUN, "epoch_sweep": [60, 61], "tuned_model_display_name": "kill-test"}  # long: never finishes
+    conf = {**SMALL_RUN, "epoch_count": 60, "learning_rate_multiplier_sweep": [1.0, 2.0],  # two long jobs
+            "tuned_model_display_name": "kill-test"}
     run_id = airflow.trigger(DAG_ID, conf)
     # The trigger's own log shows its first poll: from then on it runs in the triggerer, so a kill
     # reaches its on_kill (a task marked failed before the triggerer picked it up has no trigger).

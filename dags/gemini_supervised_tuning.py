@@ -47,14 +47,14 @@ from gemini_tuning.operators.archive_metrics import ArchiveTuningMetricsOperator
 from gemini_tuning.operators.dataset import UploadTuningDatasetOperator, ValidateTuningDatasetOperator
 from gemini_tuning.operators.smoke_test import DEFAULT_CONCURRENCY, SmokeTestOperator
 from gemini_tuning.operators.tuning_job import CreateTuningJobOperator
-from gemini_tuning.recommendations import MINIMUM_EXAMPLES
+from gemini_tuning.recommendations import MAX_JOBS, MINIMUM_EXAMPLES
 from gemini_tuning.sensors.tuning_job import TuningJobSensor
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = "include/sample_data/classification"
 TRAINING_DATA = Asset(name="gemini_tuning_training_data")
 TUNED_MODEL = Asset(name="gemini_tuned_model")
-# A sweep starts one paid job per entry: bounded.
+# Entries of a sweep form field: bounded (the jobs they make are bounded by MAX_JOBS).
 MAX_SWEEP = 8
 # The wait for one job gives up after 24 hours; the run as a whole after 30 (data checks, the
 # queue, the smoke test and the archive included).
@@ -114,13 +114,13 @@ PARAMS = {
         [], type="array", items={"type": "string", "enum": list(ADAPTER_SIZES)}, maxItems=MAX_SWEEP,
         title="Adapter-size sweep",
         description="Optional: one job per adapter size listed (with the learning-rate sweep, at most "
-        f"{MAX_SWEEP} jobs in all). Each entry is a paid job.", section=MODEL,
+        f"{MAX_JOBS} jobs in all). Each entry is a paid job.", section=MODEL,
     ),
     "learning_rate_multiplier_sweep": Param(
         [], type="array", items={"type": "number", "exclusiveMinimum": 0, "maximum": 10}, maxItems=MAX_SWEEP,
         title="Learning-rate sweep",
         description="Optional: one job per learning-rate multiplier listed (with the adapter-size sweep, at most "
-        f"{MAX_SWEEP} jobs in all). Each entry is a paid job.", section=MODEL,
+        f"{MAX_JOBS} jobs in all). Each entry is a paid job.", section=MODEL,
     ),
     "adapter_size": Param(
         None, type=["null", "string"], enum=[None, *ADAPTER_SIZES], title="Adapter size",

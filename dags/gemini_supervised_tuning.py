@@ -14,13 +14,15 @@ with the checks around it that a scheduled job needs:
    It also estimates the cost (billable tokens times epochs, at the dated price table's rate) and,
    on the local backend, the training time; above *Max cost (USD)* the run stops here, before any
    job is created.
-4. **create_tuning_job** and **wait_for_tuning_job**: one job per epoch count (several with an
-   *epoch sweep*), created once per run (a retry reuses it). The create task stays deferred in
-   the triggerer until its job ends (no worker slot is held while it trains), holding a slot of
-   the `gemini_tuning_jobs` pool: at most that many jobs run at once, over all runs and sweeps
-   (1 by default, Vertex's default quota of concurrent tuning jobs); a job waits in the create
-   task for a free slot. The wait then confirms the job succeeded, or fails with the job's own
-   message. **choose_champion** keeps the lowest validation loss.
+4. **create_tuning_job** and **wait_for_tuning_job**: one job (one per setting of an *adapter-size*
+   or *learning-rate sweep*), created once per run (a retry reuses it). An *epoch sweep* costs one
+   job of the largest epoch count: Vertex keeps a checkpoint after every epoch. The create task
+   stays deferred in the triggerer until its job ends (no worker slot is held while it trains),
+   holding a slot of the `gemini_tuning_jobs` pool: at most that many jobs run at once, over all
+   runs and sweeps (1 by default, Vertex's default quota of concurrent tuning jobs); a job waits in
+   the create task for a free slot. The wait then confirms the job succeeded, or fails with the
+   job's own message. **choose_champion** keeps the checkpoint with the lowest validation loss, of
+   every job, and makes it the model's default.
 5. **smoke_test**: the tuned model answers held-out prompts, and so does the base model; with the
    *quality gate* on, the run fails when the tuned model scores below the base model.
 6. **archive_metrics**: loss and accuracy curves, the metrics as Parquet and CSV, and a summary.
@@ -50,14 +52,14 @@ from gemini_tuning.operators.dataset import UploadTuningDatasetOperator, Validat
 from gemini_tuning.operators.smoke_test import DEFAULT_CONCURRENCY, SmokeTestOperator
 from gemini_tuning.operators.tuning_job import CreateTuningJobOperator
 from gemini_tuning.pool import TUNING_JOBS_POOL
-from gemini_tuning.recommendations import MINIMUM_EXAMPLES
+from gemini_tuning.recommendations import MAX_JOBS, MINIMUM_EXAMPLES
 from gemini_tuning.sensors.tuning_job import TuningJobSensor
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = "include/sample_data/classification"
 TRAINING_DATA = Asset(name="gemini_tuning_training_data")
 TUNED_MODEL = Asset(name="gemini_tuned_model")
-# A sweep starts one paid job per entry: bounded.
+# Entries of a sweep form field: bounded (the jobs they make are bounded by MAX_JOBS).
 MAX_SWEEP = 8
 # Runs overlap (data checks, smoke tests, archives); how many jobs train at once is the
 # gemini_tuning_jobs pool's bound, over all runs. Further runs wait queued.
@@ -113,8 +115,20 @@ PARAMS = {
     "epoch_sweep": Param(
         [], type="array", items={"type": "integer", "minimum": 1, "maximum": 100}, maxItems=MAX_SWEEP,
         title="Epoch sweep",
-        description=f"Optional: tune once per epoch count listed (at most {MAX_SWEEP}), keep the lowest "
-        "validation loss. Each entry is a paid job.", section=MODEL,
+        description=f"Optional: compare these epoch counts (at most {MAX_SWEEP}) and keep the lowest validation "
+        "loss. One job of the largest count: its checkpoints after each epoch are the candidates.", section=MODEL,
+    ),
+    "adapter_size_sweep": Param(
+        [], type="array", items={"type": "string", "enum": list(ADAPTER_SIZES)}, maxItems=MAX_SWEEP,
+        title="Adapter-size sweep",
+        description="Optional: one job per adapter size listed (with the learning-rate sweep, at most "
+        f"{MAX_JOBS} jobs in all). Each entry is a paid job.", section=MODEL,
+    ),
+    "learning_rate_multiplier_sweep": Param(
+        [], type="array", items={"type": "number", "exclusiveMinimum": 0, "maximum": 10}, maxItems=MAX_SWEEP,
+        title="Learning-rate sweep",
+        description="Optional: one job per learning-rate multiplier listed (with the adapter-size sweep, at most "
+        f"{MAX_JOBS} jobs in all). Each entry is a paid job.", section=MODEL,
     ),
     "adapter_size": Param(
         None, type=["null", "string"], enum=[None, *ADAPTER_SIZES], title="Adapter size",
@@ -235,17 +249,22 @@ def gemini_supervised_tuning():
         from gemini_tuning.recommendations import recommend
 
         training = next(f for f in report["files"] if f["role"] == "training")
-        recommendation = recommend(
-            params["task_type"],
-            training["examples"],
-            class_count=training.get("class_count"),
-            epoch_count=params["epoch_count"],
-            epoch_sweep=params["epoch_sweep"],
-            adapter_size=params["adapter_size"],
-            learning_rate_multiplier=params["learning_rate_multiplier"],
-            allow_small_dataset=params["allow_small_dataset"],
-            warnings=[w["message"] for w in report.get("warnings", [])],
-        )
+        try:
+            recommendation = recommend(
+                params["task_type"],
+                training["examples"],
+                class_count=training.get("class_count"),
+                epoch_count=params["epoch_count"],
+                epoch_sweep=params["epoch_sweep"],
+                adapter_size=params["adapter_size"],
+                learning_rate_multiplier=params["learning_rate_multiplier"],
+                adapter_size_sweep=params.get("adapter_size_sweep") or (),
+                learning_rate_multiplier_sweep=params.get("learning_rate_multiplier_sweep") or (),
+                allow_small_dataset=params["allow_small_dataset"],
+                warnings=[w["message"] for w in report.get("warnings", [])],
+            )
+        except ValueError as error:
+            raise AirflowFailException(f"Nothing was started: {error}") from None
         for reason in recommendation.reasons:
             print(f"recommendation: {reason}")
         cost = estimate(
@@ -274,11 +293,11 @@ def gemini_supervised_tuning():
         raise AirflowFailException("Not enough data to tune:\n" + "\n".join(recommendation["reasons"]))
 
     @task
-    def tuning_configs(recommendation: dict) -> list[int]:
-        """One tuning job per epoch count: a single one, or the epoch sweep."""
-        return recommendation["epoch_counts"]
+    def tuning_configs(recommendation: dict) -> list[dict]:
+        """The create calls: one job, or one per adapter size and learning-rate multiplier swept."""
+        return recommendation["jobs"]
 
-    epochs = tuning_configs(recommendation)
+    configs = tuning_configs(recommendation)
     create_jobs = CreateTuningJobOperator.partial(
         task_id="create_tuning_job",
         base_model="{{ params.base_model }}",
@@ -286,8 +305,6 @@ def gemini_supervised_tuning():
         validation_dataset_uri=upload.output["validation_dataset_uri"],
         tuned_model_display_name="{{ params.tuned_model_display_name }}",
         description="Tuned by Airflow: {{ dag.dag_id }} / {{ run_id }}",
-        adapter_size="{{ params.adapter_size }}",
-        learning_rate_multiplier="{{ params.learning_rate_multiplier }}",
         location="{{ params.region }}",
         # The slot is held until the job ends, so the pool bounds live jobs, not create calls.
         pool=TUNING_JOBS_POOL,
@@ -295,7 +312,7 @@ def gemini_supervised_tuning():
         poll_interval=5,
         max_poll_interval=30,
         job_timeout=JOB_TIMEOUT.total_seconds(),
-    ).expand(epoch_count=epochs)
+    ).expand_kwargs(configs)
     # The job has ended when this runs: it fails on a job that did not succeed and returns the job.
     wait_for_jobs = TuningJobSensor.partial(
         task_id="wait_for_tuning_job",
@@ -307,16 +324,24 @@ def gemini_supervised_tuning():
 
     @task(multiple_outputs=True, trigger_rule="all_done_min_one_success")
     def choose_champion(jobs: list[dict], params=None) -> dict:
-        """The succeeded job with the lowest final validation loss; a failed sweep member is skipped."""
+        """The checkpoint with the lowest validation loss, of every succeeded job, made its model's default."""
         from gemini_tuning.champion import choose_champion
         from gemini_tuning.hooks.tuning import GenAITuningHook
 
-        champion = choose_champion(GenAITuningHook(location=params["region"]), [job["name"] for job in jobs])
+        hook = GenAITuningHook(location=params["region"])
+        champion = choose_champion(hook, [job["name"] for job in jobs])
         for candidate in champion["candidates"]:
             print(f"{candidate['name']}: {candidate['epoch_count']} epochs, final metrics {candidate['final_metrics']}")
+        for checkpoint in champion["checkpoints"]:
+            print(f"checkpoint {checkpoint['checkpoint_id']} of {checkpoint['name']}: epoch {checkpoint['epoch']}, "
+                  f"step {checkpoint['step']}, validation loss {checkpoint['validation_loss']}")
         for skipped in champion["not_considered"]:
             print(f"not considered: {skipped['name']} ended {skipped['state']}")
-        print(f"champion: {champion['name']} ({champion['judged_by']} {champion['loss']:.4f})")
+        print(f"champion: checkpoint {champion['checkpoint_id']} (epoch {champion['epoch']}) of {champion['name']}, "
+              f"{champion['judged_by']} {champion['loss']:.4f}: {champion['reason']}")
+        if champion["checkpoint_id"] is not None:
+            hook.set_default_checkpoint(champion["model"], champion["checkpoint_id"])
+            print(f"{champion['model']} now serves checkpoint {champion['checkpoint_id']} on its main endpoint")
         return champion
 
     champion = choose_champion(create_jobs.output)
@@ -325,6 +350,7 @@ def gemini_supervised_tuning():
     smoke_test = SmokeTestOperator(
         task_id="smoke_test",
         tuning_job_name=champion["name"],
+        model=champion["endpoint"],  # the chosen checkpoint's own endpoint
         prompts_file=inputs["smoke_test_prompts"],
         validation_dataset_uri=inputs["validation_dataset"],
         max_prompts="{{ params.smoke_test_count }}",
@@ -341,6 +367,7 @@ def gemini_supervised_tuning():
     archive = ArchiveTuningMetricsOperator(
         task_id="archive_metrics",
         tuning_job_name=champion["name"],
+        chosen_checkpoint_id=champion["checkpoint_id"],
         archive_prefix=ARCHIVE_PREFIX,
         # The archive runs once the champion exists, whatever the smoke test did: it reads the
         # smoke test's results file if one was written, so a good job's curves are never lost.
@@ -360,6 +387,9 @@ def gemini_supervised_tuning():
         """Tell downstream pipelines that a new tuned model exists, with what they need to use it."""
         event = {
             "tuning_job": champion["name"],
+            "model": champion["model"],
+            "checkpoint_id": champion["checkpoint_id"],
+            "checkpoint_epoch": champion["epoch"],
             "endpoint": smoke["model"],
             "base_model": smoke["base_model"],
             "epoch_count": champion["epoch_count"],

@@ -55,6 +55,9 @@ def print_summary(path: Path, elapsed: float) -> None:
     print(f"tuned model      {job.get('tunedModel', {}).get('endpoint', 'n/a')}")
     print(f"epochs used      {hyper.get('epochCount')}  (adapter {hyper.get('adapterSize')}, "
           f"lr multiplier {hyper.get('learningRateMultiplier')})")
+    if (champion := run.get("champion") or {}).get("checkpoint_id") is not None:
+        print(f"checkpoint       {champion['checkpoint_id']} of {len(summary.get('checkpoints', []))} "
+              f"(epoch {champion['epoch']}, step {champion['step']}), served on the main endpoint: {champion['reason']}")
     for reason in recommendation.get("reasons", []):
         print(f"recommendation   {reason}")
     if estimate := recommendation.get("estimate"):

@@ -27,7 +27,17 @@ Served under both {v} = /v1 and /v1beta1 ({parent} = projects/{p}/locations/{l},
     POST {v}/{parent}/publishers/google/models/{model}:{call}            the base model
          {call}: generateContent, streamGenerateContent (?alt=sse: server-sent events; else a
          JSON array), countTokens, computeTokens
-    GET  {v}/{parent}/models/{id}[@1]                     the tuned model (tunedModel.model)
+    GET  {v}/{parent}/models/{id}[@1]                     the tuned model (tunedModel.model), with its
+                                                          checkpoints and defaultCheckpointId
+    PATCH {v}/{parent}/models/{id}[@1]?updateMask=defaultCheckpointId
+                                                          which checkpoint the main endpoint serves
+
+Checkpoints (checkpoints.py): unless supervisedTuningSpec.exportLastCheckpointOnly, one per epoch
+below 10 epochs, about 10 evenly spaced (the last included) from 10 up; each is the LoRA adapter
+saved after its epoch (megabytes), listed in tunedModel.checkpoints[] {checkpointId, epoch, step,
+endpoint} as soon as it is saved and served on its own endpoint from then on. The eval metrics of
+a checkpoint are at its step. The main endpoint (once the job succeeded) serves the default
+checkpoint: the last, until PATCH changes it.
 
 Request bodies are read as Google's JSON parser reads them (wire.py): camelCase or snake_case,
 one object for a repeated field, enum values and roles in any case. `GET /openapi.json` (with

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from include.local_vertex.base_models import local_base_model
+from include.local_vertex.checkpoints import add_checkpoint, checkpoint_epochs
 from include.local_vertex.config import ServiceConfig, config_from_worker_settings
 from include.local_vertex.datasets import DatasetChanged, DatasetUriError, local_dataset_file
 from include.local_vertex.errors import cancelled_error, job_error
@@ -112,6 +113,14 @@ class JobReporter:
             self._last_logged = (now, epoch)
             loss = "n/a" if self._last_loss is None else f"{self._last_loss:.4f}"
             log.info("progress: step %d/%d epoch %d loss %s", step, total_steps, epoch, loss)
+
+    def checkpoint(self, epoch: int, step: int, adapter_dir: Path) -> None:
+        def change(record: JobRecord):
+            add_checkpoint(record, epoch, step, Path(adapter_dir).resolve())
+            record.resource["updateTime"] = now_rfc3339()
+
+        self.store.update(self.job_id, change)
+        log.info("checkpoint after epoch %d (step %d): %s", epoch, step, adapter_dir)
 
     def should_stop(self) -> bool:
         self.alive()  # asked before every training step and every validation batch
@@ -220,6 +229,8 @@ class JobRun:
             learning_rate_multiplier=float(hyper["learningRateMultiplier"]),
             checkpoint_interval_s=self.config.checkpoint_interval_s,
             batch_size=schedule.batch_size,
+            export_epochs=checkpoint_epochs(int(hyper["epochCount"]),
+                                            last_only=bool(tuning_spec.get("exportLastCheckpointOnly"))),
         )
 
     def _cancelled_or_interrupted_before_training(self) -> bool:
@@ -256,6 +267,7 @@ class JobRun:
             record.set_state("JOB_STATE_SUCCEEDED", tunedModel={
                 "model": f"{prefix}/models/{record.id}@1",
                 "endpoint": f"{prefix}/endpoints/{record.id}",
+                **record.resource.get("tunedModel", {}),  # the checkpoints, listed as they were saved
             })
             record.internal["adapterDir"] = str(Path(result.adapter_dir).resolve())
 

@@ -24,7 +24,7 @@ from include.tuning_engine.spec import TrainingSpec
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^epoch-(\d{4})(?:-batch-(\d{6}))?\.pt$")
 # Settings that do not change what a run computes, so a checkpoint survives a change of them.
-_NOT_FINGERPRINTED = ("output_dir", "training_data", "validation_data", "checkpoint_interval_s")
+_NOT_FINGERPRINTED = ("output_dir", "training_data", "validation_data", "checkpoint_interval_s", "export_epochs")
 
 
 def spec_fingerprint(spec: TrainingSpec, alive: Callable[[], None] | None = None) -> str:

@@ -33,6 +33,9 @@ class TrainingSpec:
     max_example_tokens: int = DEFAULT_MAX_EXAMPLE_TOKENS
     batch_size: int = 8
     checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S
+    # Epochs after which the adapter is also saved as a servable checkpoint (Vertex's intermediate
+    # checkpoints); the last epoch's is always one: the final adapter.
+    export_epochs: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,10 @@ class TrainingReporter(Protocol):
 
     def should_stop(self) -> bool:
         """Checked between steps: True cancels the run."""
+
+    def checkpoint(self, epoch: int, step: int, adapter_dir: Path) -> None:
+        """A servable adapter was saved after `epoch` epochs (`step` steps); may come again for
+        the same epoch when a resumed run redoes it."""
 
     def alive(self) -> None:
         """Called often during the long phases before training (tokenizing, hashing the data):

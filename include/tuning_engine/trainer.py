@@ -124,11 +124,18 @@ def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
             finite(eval_metrics["/eval_total_loss"], "validation", step, epoch + 1)
             reporter.metrics(step, eval_metrics)
             log.info("epoch %d eval loss %.4f", epoch + 1, eval_metrics["/eval_total_loss"])
+        if epoch + 1 in spec.export_epochs and epoch + 1 < spec.epoch_count:
+            # Before the resume checkpoint: a stop in between redoes the epoch and this save.
+            exported = Path(spec.output_dir) / exported_adapter_name(epoch + 1)
+            save_adapter(model, exported)
+            reporter.checkpoint(epoch + 1, step, exported)
+            log.info("servable checkpoint after epoch %d (step %d) in %s", epoch + 1, step, exported)
         checkpoint_now(epoch + 1)
         last_checkpoint = time.monotonic()
 
     log.info("saving the adapter")
     save_adapter(model, adapter_dir)
+    reporter.checkpoint(spec.epoch_count, step, adapter_dir)
     log.info("tuned %d steps in %.0f s; adapter in %s", step, time.monotonic() - started, adapter_dir)
     return TrainingResult(adapter_dir, step, spec.epoch_count, stopped=False)
 
@@ -231,6 +238,11 @@ def learning_rate(step: int, total_steps: int, peak: float) -> float:
         return peak * (step + 1) / warmup
     progress = (step - warmup) / max(1, total_steps - warmup)
     return peak * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def exported_adapter_name(epochs_done: int) -> str:
+    """The folder, beside the final `adapter/`, of the servable adapter saved after an epoch."""
+    return f"adapter-epoch-{epochs_done:04d}"
 
 
 def save_adapter(model, adapter_dir: Path) -> None:

@@ -18,6 +18,8 @@ MINIMUM_EXAMPLES = {"classification": 500, "summarization": 1000, "extractive_qa
 # The guide gives no figure for "more classes need more data"; 100 examples per class keeps the
 # guide's 500 for up to five classes and grows linearly beyond.
 EXAMPLES_PER_CLASS = 100
+# A sweep over adapter size or learning-rate multiplier starts one paid job per setting: bounded.
+MAX_JOBS = 8
 
 
 @dataclass(frozen=True)
@@ -29,11 +31,15 @@ class Recommendation:
     minimum_examples: int
     enough_data: bool
     proceed: bool
-    epoch_counts: list[int]
-    schedules: list[dict] = field(default_factory=list)  # per epoch count: batch, steps, why
+    epoch_counts: list[int]  # one per job
+    schedules: list[dict] = field(default_factory=list)  # per job: batch, steps, why
     adapter_size: str | None = None
     learning_rate_multiplier: float | None = None
     reasons: list[str] = field(default_factory=list)
+    # The create calls, one per job: {"epoch_count", "adapter_size", "learning_rate_multiplier"}
+    # (None: the service's recommendation).
+    jobs: list[dict] = field(default_factory=list)
+    epoch_sweep: list[int] = field(default_factory=list)  # the epochs compared among checkpoints
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,10 +63,16 @@ def recommend(
     epoch_sweep: list[int] | tuple[int, ...] = (),
     adapter_size: str | None = None,
     learning_rate_multiplier: float | None = None,
+    adapter_size_sweep: list[str] | tuple[str, ...] = (),
+    learning_rate_multiplier_sweep: list[float] | tuple[float, ...] = (),
     allow_small_dataset: bool = False,
     warnings: list[str] | tuple[str, ...] = (),
 ) -> Recommendation:
-    """Decide the configuration for one dataset; values the user set win over recommendations."""
+    """Decide the configuration for one dataset; values the user set win over recommendations.
+
+    An epoch sweep is one job of the largest epoch count: its checkpoints (one per epoch, as
+    Vertex keeps them below 10 epochs) are the sweep's members. Sweeps over adapter size or
+    learning-rate multiplier make one job per setting (their product, at most MAX_JOBS)."""
     minimum = minimum_examples(task_type, class_count)
     enough = example_count >= minimum
     reasons = []
@@ -78,13 +90,22 @@ def recommend(
             "add examples, or set allow_small_dataset to tune anyway"
         )
 
-    if epoch_sweep:
-        epochs = sorted(set(int(e) for e in epoch_sweep))
-        reasons.append(f"epoch sweep over {epochs}: the job with the lowest final validation loss wins")
-        schedules = [recommended_schedule(example_count, epoch_count=e) for e in epochs]
-    else:
-        schedules = [recommended_schedule(example_count, epoch_count=epoch_count)]
-    reasons.extend(schedule.reason for schedule in schedules)
+    sweep = sorted(set(int(e) for e in epoch_sweep))
+    if sweep:
+        reasons.append(f"epoch sweep over {sweep}: one job of {sweep[-1]} epochs, whose checkpoint with the "
+                       "lowest validation loss wins")
+    schedule = recommended_schedule(example_count, epoch_count=sweep[-1] if sweep else epoch_count)
+    reasons.append(schedule.reason)
+    adapter_sizes = sorted(set(adapter_size_sweep)) or [adapter_size]
+    multipliers = sorted(set(float(m) for m in learning_rate_multiplier_sweep)) or [learning_rate_multiplier]
+    jobs = [{"epoch_count": schedule.epoch_count, "adapter_size": size, "learning_rate_multiplier": multiplier}
+            for size in adapter_sizes for multiplier in multipliers]
+    if len(jobs) > MAX_JOBS:
+        raise ValueError(f"{len(adapter_sizes)} adapter sizes x {len(multipliers)} learning-rate multipliers are "
+                         f"{len(jobs)} tuning jobs; at most {MAX_JOBS} are started for one run")
+    if len(jobs) > 1:
+        reasons.append(f"{len(jobs)} jobs, one per adapter size {adapter_sizes} and learning-rate multiplier "
+                       f"{multipliers}; every checkpoint of every job is compared")
     reasons.extend(f"data warning: {warning}" for warning in warnings)
 
     return Recommendation(
@@ -93,9 +114,11 @@ def recommend(
         minimum_examples=minimum,
         enough_data=enough,
         proceed=enough or allow_small_dataset,
-        epoch_counts=[schedule.epoch_count for schedule in schedules],
-        schedules=[schedule.to_dict() for schedule in schedules],
+        epoch_counts=[job["epoch_count"] for job in jobs],
+        schedules=[schedule.to_dict()] * len(jobs),
         adapter_size=adapter_size,
         learning_rate_multiplier=learning_rate_multiplier,
         reasons=reasons,
+        jobs=jobs,
+        epoch_sweep=sweep,
     )

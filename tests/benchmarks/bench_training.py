@@ -83,6 +83,9 @@ class TimingReporter:
         self._tick = time.perf_counter()
         return False
 
+    def checkpoint(self, epoch, step, adapter_dir):
+        pass
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

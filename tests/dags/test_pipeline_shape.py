@@ -27,6 +27,20 @@ def test_the_sweep_is_bounded(dag):
         params["epoch_sweep"] = list(range(1, 10))  # nine paid jobs at once: refused by the form
 
 
+@pytest.mark.parametrize("name, values, bad", [
+    ("adapter_size_sweep", ["ADAPTER_SIZE_ONE", "ADAPTER_SIZE_FOUR"], ["ADAPTER_SIZE_SIX"]),
+    ("learning_rate_multiplier_sweep", [0.5, 2.0], [0]),
+])
+def test_the_setting_sweeps_take_valid_values_only(dag, name, values, bad):
+    from airflow.sdk.definitions.param import ParamsDict
+
+    params = ParamsDict(dag.params)
+    params[name] = values
+    params.validate()
+    with pytest.raises(Exception, match=name):
+        ParamsDict(dag.params)[name] = bad
+
+
 def test_the_form_is_grouped_in_sections(dag):
     sections = {name: param.schema.get("section") for name, param in dag.params.items()}
     assert set(sections.values()) == {"Data", "Model and hyperparameters", "Smoke test", "Guards"}, sections

@@ -231,3 +231,35 @@ def test_list_is_paged_and_bounded(connection, genai_client):
     jobs = GenAITuningHook().list_tuning_jobs(page_size=50, max_jobs=120)
     assert len(jobs) == 120 and len(pages_read) == 120
     assert genai_client.return_value.tunings.list.call_args.kwargs["config"].page_size == 50
+
+
+def test_vertex_default_checkpoint_is_set_with_genai_model_update_in_the_models_region(connection, genai_client):
+    """On the Vertex configuration: google-genai's models.update (a PATCH of the Model's
+    defaultCheckpointId) and models.get, on the client of the region the model's name names."""
+    connection(project="my-project", location="us-central1")
+    model = "projects/my-project/locations/europe-west4/models/456@1"
+    with mock.patch(f"{BASE_GOOGLE}.get_credentials_and_project_id", return_value=(mock.Mock(), None)):
+        hook = GenAITuningHook()
+        hook.set_default_checkpoint(model, "2")
+        hook.get_tuned_model(model)
+    assert [c.kwargs["location"] for c in genai_client.call_args_list] == ["europe-west4"]
+    models = genai_client.return_value.models
+    update = models.update.call_args.kwargs
+    assert update["model"] == model and update["config"].default_checkpoint_id == "2"
+    assert models.get.call_args.kwargs == {"model": model}
+
+
+def test_checkpoints_are_read_from_the_job_in_training_order():
+    tuned = types.TunedModel(model="m@1", endpoint="main", checkpoints=[
+        types.TunedModelCheckpoint(checkpoint_id="2", epoch=2, step=20, endpoint="e2"),
+        types.TunedModelCheckpoint(checkpoint_id="1", epoch=1, step=10, endpoint="e1")])
+    job = types.TuningJob(name=JOB, tuned_model=tuned)
+    assert GenAITuningHook.list_checkpoints(job) == [
+        {"checkpoint_id": "1", "epoch": 1, "step": 10, "endpoint": "e1"},
+        {"checkpoint_id": "2", "epoch": 2, "step": 20, "endpoint": "e2"}]
+    # A job that lists no checkpoint has one: its final model on the main endpoint.
+    final = types.TuningJob(name=JOB, tuned_model=types.TunedModel(model="m@1", endpoint="main"),
+                            supervised_tuning_spec=types.SupervisedTuningSpec(
+                                hyper_parameters=types.SupervisedHyperParameters(epoch_count=3)))
+    assert GenAITuningHook.list_checkpoints(final) == [{"checkpoint_id": None, "epoch": 3, "step": None, "endpoint": "main"}]
+    assert GenAITuningHook.list_checkpoints(types.TuningJob(name=JOB)) == []

@@ -11,6 +11,7 @@ import pytest
 from google.genai import types
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+from gemini_tuning.hooks.tuning import GenAITuningHook
 from gemini_tuning.operators.archive_metrics import (
     ArchiveTuningMetricsOperator,
     final_metrics,
@@ -353,6 +354,16 @@ def test_curves_png_even_without_eval_series():
     assert plot_curves(metrics_frame(ROWS[:2]), "job").startswith(b"\x89PNG")
 
 
+def test_curves_mark_each_checkpoint_and_the_chosen_one(tmp_path):
+    checkpoints = [{"checkpoint_id": "1", "epoch": 1, "step": 1, "endpoint": "e1"},
+                   {"checkpoint_id": "2", "epoch": 2, "step": 2, "endpoint": "e2"}]
+    plain = plot_curves(metrics_frame(ROWS), "job")
+    marked = plot_curves(metrics_frame(ROWS), "job", checkpoints, chosen="1")
+    assert marked.startswith(b"\x89PNG") and marked != plain
+    assert marked != plot_curves(metrics_frame(ROWS), "job", checkpoints, chosen="2")
+    (tmp_path / "curves.png").write_bytes(marked)
+
+
 def _archive(tmp_path, **kwargs):
     job = types.TuningJob(
         name=JOB,
@@ -366,6 +377,7 @@ def _archive(tmp_path, **kwargs):
     with mock.patch.object(ArchiveTuningMetricsOperator, "hook") as hook:
         hook.get_tuning_job.return_value = job
         hook.read_metric_series.return_value = ROWS
+        hook.list_checkpoints.side_effect = GenAITuningHook.list_checkpoints  # reads the job: no call
         return operator.execute(task_context())
 
 

@@ -55,10 +55,22 @@ def test_user_values_win():
     assert rec.adapter_size == "ADAPTER_SIZE_EIGHT" and rec.learning_rate_multiplier == 0.5
 
 
-def test_epoch_sweep_is_sorted_and_deduplicated():
+def test_an_epoch_sweep_is_one_job_of_the_largest_count():
     rec = recommend("classification", 520, epoch_count=3, epoch_sweep=[4, 2, 4])
-    assert rec.epoch_counts == [2, 4]
-    assert [schedule["total_steps"] for schedule in rec.schedules] == [130, 260]
+    assert rec.epoch_sweep == [2, 4] and rec.epoch_counts == [4]
+    assert rec.jobs == [{"epoch_count": 4, "adapter_size": None, "learning_rate_multiplier": None}]
+    assert [schedule["total_steps"] for schedule in rec.schedules] == [260]
+
+
+def test_adapter_size_and_learning_rate_sweeps_make_one_job_per_setting_bounded():
+    rec = recommend("classification", 520, epoch_sweep=[1, 2], adapter_size_sweep=["ADAPTER_SIZE_FOUR", "ADAPTER_SIZE_ONE"],
+                    learning_rate_multiplier_sweep=[2, 0.5])
+    assert [(job["adapter_size"], job["learning_rate_multiplier"]) for job in rec.jobs] == [
+        ("ADAPTER_SIZE_FOUR", 0.5), ("ADAPTER_SIZE_FOUR", 2.0), ("ADAPTER_SIZE_ONE", 0.5), ("ADAPTER_SIZE_ONE", 2.0)]
+    assert rec.epoch_counts == [2] * 4
+    with pytest.raises(ValueError, match="3 adapter sizes x 3 learning-rate multipliers are 9 tuning jobs; at most 8"):
+        recommend("classification", 520, adapter_size_sweep=["ADAPTER_SIZE_ONE", "ADAPTER_SIZE_TWO", "ADAPTER_SIZE_FOUR"],
+                  learning_rate_multiplier_sweep=[0.5, 1, 2])
 
 
 def test_warnings_are_kept_as_reasons_and_result_is_serialisable():

@@ -103,6 +103,10 @@ def exchanges(local_vertex):
         call("GET", f"/v1/{experiment}/runs/train/timeSeries:batchRead")
         call("GET", f"/v1/{succeeded['tunedModel']['model']}")
         call("GET", f"/v1/{succeeded['tunedModel']['model'].split('@')[0]}")
+        [checkpoint] = succeeded["tunedModel"]["checkpoints"]  # exportLastCheckpointOnly: the last only
+        call("POST", f"/v1/{checkpoint['endpoint']}:generateContent", json=PROMPT)
+        call("PATCH", f"/v1/{succeeded['tunedModel']['model']}", params={"updateMask": "defaultCheckpointId"},
+             json={"defaultCheckpointId": checkpoint["checkpointId"]})
 
         # Errors.
         call("GET", f"{parent}/tuningJobs/123", 404)
@@ -119,6 +123,8 @@ def exchanges(local_vertex):
         call("POST", f"/v1/{failed['tunedModel']['endpoint'] if 'tunedModel' in failed else failed['name'].replace('tuningJobs', 'endpoints')}:generateContent",
              404, json=PROMPT)
         call("GET", f"/v1/{failed['name'].replace('tuningJobs', 'models')}", 404)
+        call("PATCH", f"/v1/{succeeded['tunedModel']['model']}", 400, params={"updateMask": "defaultCheckpointId"},
+             json={"defaultCheckpointId": "9"})
         call("GET", f"/v1/{tensorboard}:batchRead", 400)
         call("GET", f"/v1/{experiment}/runs/train/timeSeries/nope:read", 404)
         call("GET", f"/v1/{experiment}/runs/eval", 404)

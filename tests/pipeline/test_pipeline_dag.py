@@ -53,19 +53,44 @@ def test_too_few_examples_for_the_task_end_the_run_before_any_job(pipeline_env):
     assert "not_enough_data" in started and "create_tuning_job" not in started
 
 
-def test_epoch_sweep_tunes_one_job_per_count_and_keeps_the_lowest_validation_loss(pipeline_env):
-    before = {s["job"]["name"] for s in pipeline_env.summaries()}
-    result = airflow_dags_test(pipeline_env, {**SMALL_RUN, "epoch_sweep": [2, 1], "tuned_model_display_name": "sweep"})
+def test_epoch_sweep_is_one_job_and_publishes_its_checkpoint_with_the_lowest_validation_loss(pipeline_env, local_vertex):
+    import sqlite3
+
+    def job_names() -> set[str]:
+        with local_vertex.http() as http:
+            return {job["name"] for job in http.get(f"/v1/{local_vertex.parent}/tuningJobs",
+                                                    params={"pageSize": 1000}).json().get("tuningJobs", [])}
+
+    before = job_names()
+    result = airflow_dags_test(pipeline_env, {**SMALL_RUN, "epoch_sweep": [2, 1, 3], "tuned_model_display_name": "sweep"})
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
-    [summary] = [s for s in pipeline_env.summaries() if s["job"]["name"] not in before]
+    [job_name] = job_names() - before  # one job for the whole sweep
+    [summary] = [s for s in pipeline_env.summaries() if s["job"]["name"] == job_name]
+    assert summary["run_summary"]["recommendation"]["epoch_sweep"] == [1, 2, 3]
+    assert summary["hyperparameters"]["epochCount"] in ("3", 3)
+
+    # What the service reports: the job's checkpoints and the validation loss at each one's step.
+    with local_vertex.http() as http:
+        job = http.get(f"/v1/{job_name}").json()
+        points = http.get(f"/v1/{job['experiment']}/runs/train/timeSeries/eval_total_loss:read").json()
+        model = http.get(f"/v1/{job['tunedModel']['model']}").json()
+    loss_at = {int(p["step"]): p["scalar"]["value"] for p in points["timeSeriesData"]["values"]}
+    checkpoints = job["tunedModel"]["checkpoints"]
+    assert [c["epoch"] for c in checkpoints] == ["1", "2", "3"]
+    best = min(checkpoints, key=lambda c: (loss_at[int(c["step"])], int(c["step"])))
+
     champion = summary["run_summary"]["champion"]
-    assert summary["run_summary"]["recommendation"]["epoch_counts"] == [1, 2]
-    assert champion["name"] == summary["job"]["name"] and champion["judged_by"] == "/eval_total_loss"
-    finals = re.findall(r"(projects/\S+/tuningJobs/\d+): (\d) epochs, final metrics .*?'/eval_total_loss': "
-                        r"\{'step': \d+, 'value': ([\d.e-]+)\}", output)
-    assert sorted(int(epochs) for _, epochs, _ in finals) == [1, 2]
-    assert champion["loss"] == min(float(loss) for _, _, loss in finals)
+    assert (champion["checkpoint_id"], champion["endpoint"]) == (best["checkpointId"], best["endpoint"])
+    assert champion["loss"] == pytest.approx(loss_at[int(best["step"])])
+    assert model["defaultCheckpointId"] == best["checkpointId"]  # the main endpoint serves it now
+    assert summary["chosen_checkpoint_id"] == best["checkpointId"] and len(summary["checkpoints"]) == 3
+    with sqlite3.connect(pipeline_env.airflow_home / "airflow.db") as db:
+        [extra] = db.execute("SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+                             "WHERE a.name = 'gemini_tuned_model' ORDER BY e.id DESC LIMIT 1").fetchone()
+    event = json.loads(extra)
+    assert event["tuning_job"] == job_name and event["model"] == job["tunedModel"]["model"]
+    assert (event["checkpoint_id"], event["endpoint"]) == (best["checkpointId"], best["endpoint"])
 
 
 def test_admin_dag_lists_gets_and_cancels(pipeline_env, local_vertex):

@@ -93,7 +93,8 @@ def test_killing_a_mapped_create_and_marking_the_run_failed_cancel_the_jobs(airf
     """Under the real triggerer: a user marking a mapped create failed while it holds its job (deferred)
     cancels the job through the trigger's on_kill and frees the pool's slot for the next member;
     marking the whole run failed (no failure callback runs) cancels that one."""
-    conf = {**SMALL_RUN, "epoch_sweep": [60, 61], "tuned_model_display_name": "kill-test"}  # long: never finishes
+    conf = {**SMALL_RUN, "epoch_count": 60, "learning_rate_multiplier_sweep": [1.0, 2.0],  # two long jobs
+            "tuned_model_display_name": "kill-test"}
     run_id = airflow.trigger(DAG_ID, conf)
     with airflow.client() as client:
         _wait_until_polled_in_a_trigger(airflow, client, run_id, 0)

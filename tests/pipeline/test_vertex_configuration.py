@@ -219,9 +219,17 @@ def test_vertex_configuration_sends_vertex_requests_with_google_credentials(vert
     console = f"locations/{LOCATION}/tuning/tuningJob/{job_id}?project={PROJECT}"
     assert "https://console.cloud.google.com/vertex-ai/generative/language/" + console in output
 
+    # The chosen checkpoint became the model's default through google-genai's model update (a PATCH
+    # of the Model with its defaultCheckpointId), and its own endpoint was smoke-tested.
+    champion = summary["run_summary"]["champion"]
+    [update] = [r for r in requests if r.method == "PATCH"]
+    assert update.path == f"/v1/{summary['job']['tunedModel']['model']}" and update.path.startswith(PARENT + "/models/")
+    assert update.body == {"defaultCheckpointId": champion["checkpoint_id"]}
+    assert champion["endpoint"] in {c["endpoint"] for c in summary["job"]["tunedModel"]["checkpoints"]}
+
     # The smoke test called the tuned model's endpoint and the base model, with the run's settings.
     tuned = [r for r in requests
-             if r.method == "POST" and re.fullmatch(PARENT + r"/endpoints/[^/]+:generateContent", r.path)]
+             if r.method == "POST" and r.path == f"/v1/{champion['endpoint']}:generateContent"]
     base = [r for r in requests if r.method == "POST"
             and r.path == PARENT + f"/publishers/google/models/{DEFAULT_BASE_MODEL}:generateContent"]
     assert len(tuned) == len(base) == CONF["smoke_test_count"], seen

@@ -43,3 +43,18 @@ def test_the_summary_shows_the_estimate_and_answers_from_the_smoke_test_file(tmp
     out = capsys.readouterr().out
     assert "estimate         2,000,000 billable tokens, $10.00 (prices as of 2025-09-01)" in out
     assert "'Where is my parcel?'" in out and "tuned 'shipping'" in out
+
+
+def test_the_summary_names_the_checkpoint_the_run_chose_and_why(tmp_path, capsys):
+    import json
+
+    (tmp_path / "summary.json").write_text(json.dumps({
+        "job": {"name": "projects/p/locations/l/tuningJobs/1", "state": "JOB_STATE_SUCCEEDED"},
+        "final_metrics": {}, "hyperparameters": {"epochCount": 3}, "smoke_test": None,
+        "checkpoints": [{"checkpoint_id": str(i)} for i in (1, 2, 3)],
+        "run_summary": {"champion": {"checkpoint_id": "2", "epoch": 2, "step": 130,
+                                     "reason": "lowest validation loss at its step among 3 checkpoint(s)"}},
+    }))
+    summarize_run.print_summary(tmp_path / "summary.json", 60.0)
+    assert ("checkpoint       2 of 3 (epoch 2, step 130), served on the main endpoint: lowest validation loss at "
+            "its step among 3 checkpoint(s)") in capsys.readouterr().out

@@ -29,6 +29,7 @@ class RecordingReporter:
         self.progress_log: list[tuple[int, int, int]] = []
         self.stop_after_step = stop_after_step
         self.alive_calls = 0
+        self.checkpoints: list[tuple[int, int, Path]] = []  # (epoch, step, adapter folder)
 
     def data_stats(self, stats: dict) -> None:
         self.stats = stats
@@ -44,6 +45,9 @@ class RecordingReporter:
 
     def alive(self) -> None:
         self.alive_calls += 1
+
+    def checkpoint(self, epoch: int, step: int, adapter_dir: Path) -> None:
+        self.checkpoints.append((epoch, step, Path(adapter_dir)))
 
     def series(self, name: str) -> list[float]:
         return [values[name] for _, values in self.metrics_log if name in values]

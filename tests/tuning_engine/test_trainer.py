@@ -251,3 +251,26 @@ def test_tokenizing_and_hashing_report_that_the_run_is_alive(tiny_model, tmp_pat
     train(TrainingSpec(base_model=tiny_model, training_data=big, validation_data=None, output_dir=tmp_path / "out",
                        epoch_count=1, adapter_size=2, learning_rate_multiplier=1.0), reporter)
     assert reporter.alive_calls >= 1024 // 256 + 1  # every 256 lines, and for each block hashed
+
+
+@pytest.mark.slow
+def test_servable_checkpoints_after_the_chosen_epochs_survive_a_resume(tiny_model, toy_data, tmp_path):
+    """Each exported epoch leaves an adapter of its own (the last is the final adapter), reported
+    with its step; a run stopped and resumed keeps the ones it made and makes the rest."""
+    from safetensors.torch import load_file
+
+    spec = toy_spec(tiny_model, toy_data, tmp_path, epoch_count=3, export_epochs=(1, 2, 3))
+    first = RecordingReporter(stop_after_step=6 * 2 + 1)  # one step into epoch 3
+    assert train(spec, first).stopped
+    resumed = RecordingReporter()
+    result = train(spec, resumed)
+    reported = first.checkpoints + resumed.checkpoints
+    assert [(epoch, step) for epoch, step, _ in reported] == [(1, 6), (2, 12), (3, 18)]
+    assert [folder.name for _, _, folder in reported] == ["adapter-epoch-0001", "adapter-epoch-0002", "adapter"]
+    assert reported[-1][2] == result.adapter_dir
+    weights = [load_file(folder / "adapter_model.safetensors") for _, _, folder in reported]
+    for earlier, later in zip(weights, weights[1:]):
+        assert any(not earlier[name].equal(later[name]) for name in earlier)  # three different adapters
+    # An adapter, not a copy of the model: a small fraction of the base model's weights.
+    base_bytes = sum(path.stat().st_size for path in Path(tiny_model).glob("*.safetensors"))
+    assert all((folder / "adapter_model.safetensors").stat().st_size < base_bytes / 4 for _, _, folder in reported)

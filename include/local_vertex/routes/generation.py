@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import base64
 import secrets
-from pathlib import Path
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from include.local_vertex.base_models import canonical_base_model, local_base_model
+from include.local_vertex.checkpoints import adapter_dir as checkpoint_adapter
+from include.local_vertex.checkpoints import split_endpoint_id
 from include.local_vertex.errors import ApiError, invalid_argument, not_found
 from include.local_vertex.generation import ModelResolver
 from include.local_vertex.routes.context import PARENT, Service
@@ -39,13 +40,19 @@ def router(service: Service) -> APIRouter:
     routes = APIRouter()
 
     def on_endpoint(project: str, location: str, endpoint_id: str) -> ModelResolver:
-        record = service.find_job(project, location, endpoint_id, "endpoints")
-        adapter_dir = record.internal.get("adapterDir")
-        if record.state != "JOB_STATE_SUCCEEDED" or not adapter_dir:
-            raise not_found(f"projects/{project}/locations/{location}/endpoints/{endpoint_id} not found "
-                            f"(its tuning job is {record.state})")
+        """The main endpoint serves the default checkpoint once the job succeeded; a checkpoint's
+        own endpoint serves it as soon as it is listed."""
+        name = f"projects/{project}/locations/{location}/endpoints/{endpoint_id}"
+        job_id, checkpoint_id = split_endpoint_id(endpoint_id, lambda i: service.store.get(i) is not None)
+        try:
+            record = service.find_job(project, location, job_id, "endpoints")
+        except ApiError:
+            raise not_found(f"{name} not found") from None
+        adapter_dir = checkpoint_adapter(record, checkpoint_id)
+        if adapter_dir is None or (checkpoint_id is None and record.state != "JOB_STATE_SUCCEEDED"):
+            raise not_found(f"{name} not found (its tuning job is {record.state})")
         base_model = record.internal["resolvedBaseModel"]
-        return lambda: (base_model, Path(adapter_dir))
+        return lambda: (base_model, adapter_dir)
 
     def on_publisher_model(project: str, location: str, model: str) -> ModelResolver:
         canonical_base_model(model)

@@ -33,7 +33,7 @@ from gemini_tuning.jobs import DEFAULT_CONN_ID, TUNING_METRICS
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
     from google.genai import Client
-    from google.genai.types import GenerateContentConfig, GenerateContentResponse, TuningJob
+    from google.genai.types import GenerateContentConfig, GenerateContentResponse, Model, TuningJob
 
 DEFAULT_LOCATION = "us-central1"
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 300
@@ -66,7 +66,8 @@ def is_transient_error(error: BaseException) -> bool:
 
 class GenAITuningHook(GoogleBaseHook):
     """
-    Create, read, list and cancel supervised tuning jobs, and call the tuned model, with google-genai.
+    Create, read, list and cancel supervised tuning jobs, choose the tuned model's default
+    checkpoint, and call the tuned model, with google-genai.
 
     :param gcp_conn_id: The connection to use; see the module docstring for its two shapes.
     :param impersonation_chain: Optional service account to impersonate (Vertex only).
@@ -312,6 +313,45 @@ class GenAITuningHook(GoogleBaseHook):
         """``streamGenerateContent``: the answer in chunks as it is generated; arguments as ``generate_content``."""
         config = _content_config(system_instruction, generation_config)
         return self.client.models.generate_content_stream(model=model, contents=contents, config=config)
+
+    # -- checkpoints -------------------------------------------------------------------------------
+
+    @staticmethod
+    def list_checkpoints(job: TuningJob) -> list[dict[str, Any]]:
+        """
+        The job's checkpoints in training order: ``{checkpoint_id, epoch, step, endpoint}``.
+
+        Vertex lists them on the job (``tunedModel.checkpoints``) as each is saved. A job that
+        lists none (intermediate checkpoints not supported) has one: its final model, with
+        checkpoint id None.
+        """
+        tuned = job.tuned_model
+        listed = [
+            {"checkpoint_id": c.checkpoint_id, "epoch": c.epoch, "step": c.step, "endpoint": c.endpoint}
+            for c in (tuned.checkpoints or [] if tuned else [])
+        ]
+        if listed or not (tuned and tuned.endpoint):
+            return sorted(listed, key=lambda c: c["step"] or 0)
+        spec = job.supervised_tuning_spec
+        epochs = spec.hyper_parameters.epoch_count if spec and spec.hyper_parameters else None
+        return [{"checkpoint_id": None, "epoch": epochs, "step": None, "endpoint": tuned.endpoint}]
+
+    def get_tuned_model(self, model: str) -> Model:
+        """The tuned Model (``projects/P/locations/L/models/ID[@VERSION]``), with its checkpoints and default."""
+        hook = self.for_job(model)
+        return hook.client.models.get(model=model)
+
+    def set_default_checkpoint(self, model: str, checkpoint_id: str) -> Model:
+        """
+        Make ``checkpoint_id`` the one the model's main endpoint serves.
+
+        google-genai's ``models.update`` PATCHes the Model with its ``defaultCheckpointId``; the
+        update retries like every call but create (setting the same default twice is harmless).
+        """
+        from google.genai.types import UpdateModelConfig
+
+        hook = self.for_job(model)
+        return hook.client.models.update(model=model, config=UpdateModelConfig(default_checkpoint_id=checkpoint_id))
 
     # -- metrics ---------------------------------------------------------------------------------
 

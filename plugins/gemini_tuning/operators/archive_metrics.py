@@ -61,8 +61,11 @@ def final_metrics(frame: pd.DataFrame) -> dict[str, dict[str, float | int]]:
     return {row.metric: {"step": int(row.step), "value": float(row.value)} for row in last.itertuples()}
 
 
-def plot_curves(frame: pd.DataFrame, title: str) -> bytes:
-    """PNG of the loss and accuracy curves, train and eval, against the step."""
+def plot_curves(
+    frame: pd.DataFrame, title: str, checkpoints: list[dict[str, Any]] = (), chosen: str | None = None
+) -> bytes:
+    """PNG of the loss and accuracy curves, train and eval, against the step; each checkpoint is a
+    dotted line at its step, the chosen one (``chosen``: its checkpoint id) a solid red one."""
     from matplotlib.figure import Figure  # no pyplot: no global backend or state in a worker
 
     figure = Figure(figsize=(11, 4), layout="constrained")
@@ -72,10 +75,19 @@ def plot_curves(frame: pd.DataFrame, title: str) -> bytes:
             series = frame[frame["metric"] == metric]
             if not series.empty:
                 axes.plot(series["step"], series["value"], style, label=label, markersize=4)
+        for checkpoint in (c for c in checkpoints if c.get("step") is not None):
+            is_chosen = chosen is not None and str(checkpoint["checkpoint_id"]) == str(chosen)
+            axes.axvline(checkpoint["step"], color="tab:red" if is_chosen else "grey",
+                         linestyle="-" if is_chosen else ":", linewidth=1.6 if is_chosen else 1.0,
+                         label=f"chosen: checkpoint {checkpoint['checkpoint_id']}" if is_chosen else None)
+            axes.annotate(f"checkpoint {checkpoint['checkpoint_id']} (epoch {checkpoint['epoch']})",
+                          (checkpoint["step"], 0.5), xycoords=("data", "axes fraction"), xytext=(-3, 0),
+                          textcoords="offset points", rotation=90, ha="right", va="center", fontsize=7,
+                          color="tab:red" if is_chosen else "dimgrey")
         axes.set(title=panel, xlabel="step", ylabel=y_label)
         axes.grid(alpha=0.3)
         if axes.has_data():
-            axes.legend()
+            axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3, frameon=False)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     return buffer.getvalue()
@@ -95,6 +107,7 @@ class ArchiveTuningMetricsOperator(GenAITuningBaseOperator):
     :param archive_prefix: Folder for the files: gs://bucket/path, file:///path or a local path. (templated)
     :param smoke_test_results_uri: The smoke test's results file, if any; a missing one is noted. (templated)
     :param run_summary: More of the run to keep in the summary (recommendation, dataset...), if any. (templated)
+    :param chosen_checkpoint_id: The checkpoint the run chose, marked on the curves, if any. (templated)
     :param storage_conn_id: Connection for gs:// archives (with the operator's ``impersonation_chain``).
     """
 
@@ -104,6 +117,7 @@ class ArchiveTuningMetricsOperator(GenAITuningBaseOperator):
         "archive_prefix",
         "smoke_test_results_uri",
         "run_summary",
+        "chosen_checkpoint_id",
     )
 
     def __init__(
@@ -113,11 +127,13 @@ class ArchiveTuningMetricsOperator(GenAITuningBaseOperator):
         archive_prefix: str,
         smoke_test_results_uri: str | None = None,
         run_summary: dict[str, Any] | None = None,
+        chosen_checkpoint_id: str | None = None,
         storage_conn_id: str = GCS_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.run_summary = run_summary
+        self.chosen_checkpoint_id = chosen_checkpoint_id
         self.tuning_job_name = tuning_job_name
         self.archive_prefix = archive_prefix
         self.smoke_test_results_uri = smoke_test_results_uri
@@ -128,11 +144,15 @@ class ArchiveTuningMetricsOperator(GenAITuningBaseOperator):
         frame = metrics_frame(self.hook.read_metric_series(job))
         self.log.info("Tuning job %s: %d metric points in %d series", job.name, len(frame), frame["metric"].nunique())
         resource = job_to_dict(job)
+        checkpoints = self.hook.list_checkpoints(job)
+        chosen = None if self.chosen_checkpoint_id in (None, "") else str(self.chosen_checkpoint_id)
         summary = {
             "job": resource,
             "hyperparameters": resource.get("supervisedTuningSpec", {}).get("hyperParameters", {}),
             "data_stats": resource.get("tuningDataStats", {}).get("supervisedTuningDataStats", {}),
             "final_metrics": final_metrics(frame),
+            "checkpoints": checkpoints,
+            "chosen_checkpoint_id": chosen,
             "smoke_test": self._smoke_test_results(),
             "run_summary": self.run_summary or None,
         }
@@ -142,7 +162,7 @@ class ArchiveTuningMetricsOperator(GenAITuningBaseOperator):
         files = {
             "metrics.parquet": parquet.getvalue(),
             "metrics.csv": frame.to_csv(index=False).encode(),
-            "curves.png": plot_curves(frame, title),
+            "curves.png": plot_curves(frame, title, checkpoints, chosen),
             "summary.json": json.dumps(summary, indent=2, default=str).encode(),
         }
         return {name: self._write(name, data) for name, data in files.items()}

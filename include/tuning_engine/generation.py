@@ -8,9 +8,11 @@ each adapter is attached to its base once and switched to by name, so a second c
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import sys
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -19,6 +21,7 @@ from include.tuning_engine.conversation import chat_messages
 from include.tuning_engine.rendering import render_example, render_prompt
 from include.tuning_engine.runtime import load_model, load_tokenizer, runtime
 
+log = logging.getLogger(__name__)
 MAX_STOP_SEQUENCES = 5  # Vertex's limit
 MAX_CANDIDATES = 8  # Vertex's limit of candidateCount
 # Gemini's default output limit is far beyond what a small local model can use; an unset
@@ -165,8 +168,10 @@ class Generator:
         from peft import PeftModel
 
         if base_model not in self._loaded:
+            started = time.monotonic()
             self._loaded[base_model] = (load_model(base_model), self._tokenizers.get(base_model)
                                         or load_tokenizer(base_model), set())
+            log.info("loaded the base model %s in %.1f s", Path(base_model).name, time.monotonic() - started)
         model, tokenizer, adapters = self._loaded[base_model]
         if adapter_dir is None:
             return (_AdaptersOff(model) if adapters else model), tokenizer
@@ -175,11 +180,14 @@ class Generator:
         if not (adapter_dir / "adapter_config.json").exists():
             raise FileNotFoundError(f"no adapter in {adapter_dir}")
         name = "tuned_" + hashlib.sha1(str(adapter_dir).encode()).hexdigest()[:12]
+        started = time.monotonic()
         if not adapters:
             model = PeftModel.from_pretrained(model, adapter_dir, adapter_name=name).eval()
             self._loaded[base_model] = (model, tokenizer, adapters)
         elif name not in adapters:
             model.load_adapter(adapter_dir, adapter_name=name)
+        if name not in adapters:
+            log.info("loaded the adapter %s in %.1f s", adapter_dir.parent.name, time.monotonic() - started)
         adapters.add(name)
         model.set_adapter(name)
         return model, tokenizer

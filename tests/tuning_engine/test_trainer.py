@@ -1,5 +1,6 @@
 """Real LoRA training of the tiny model on a toy task (a few seconds per run)."""
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from include.tuning_engine.dataset import load_examples
 from include.tuning_engine.generation import Generator
 from include.tuning_engine.runtime import load_tokenizer
 from include.tuning_engine.spec import DatasetError, TrainingSpec
-from include.tuning_engine.trainer import train
+from include.tuning_engine.trainer import train, with_lora
 from tests.tuning_engine.helpers import TOY_PAIRS, RecordingReporter
 
 TRAIN_METRICS = {"/train_total_loss", "/train_fraction_of_correct_next_step_preds", "/train_num_predictions"}
@@ -251,3 +252,28 @@ def test_tokenizing_and_hashing_report_that_the_run_is_alive(tiny_model, tmp_pat
     train(TrainingSpec(base_model=tiny_model, training_data=big, validation_data=None, output_dir=tmp_path / "out",
                        epoch_count=1, adapter_size=2, learning_rate_multiplier=1.0), reporter)
     assert reporter.alive_calls >= 1024 // 256 + 1  # every 256 lines, and for each block hashed
+
+
+def test_the_log_says_where_the_time_went(tiny_model, toy_data, tmp_path, caplog):
+    import re
+
+    with caplog.at_level(logging.INFO, logger="include.tuning_engine.trainer"):
+        train(toy_spec(tiny_model, toy_data, tmp_path, epoch_count=1), RecordingReporter())
+    line = next(record.getMessage() for record in caplog.records if record.getMessage().startswith("time spent: "))
+    phases = dict((name, float(seconds)) for name, seconds in re.findall(r"([a-z][a-z ]*?) ([\d.]+) s", line[12:]))
+    assert list(phases) == ["tokenizing", "model loading", "training steps", "evaluation", "other"]
+    assert phases["training steps"] > 0 and min(phases.values()) >= 0
+
+
+def test_evaluation_in_large_batches_gives_the_metrics_of_small_ones(tiny_model, tiny_tokenizer, toy_data):
+    from include.tuning_engine.runtime import load_model
+    from include.tuning_engine.trainer import EVAL_BATCH_SIZE, evaluate
+
+    examples = load_examples(toy_data[0], tiny_tokenizer, 2048)
+    assert len(examples) > EVAL_BATCH_SIZE  # more than one large batch
+    model = with_lora(load_model(tiny_model), rank=8)
+    small = evaluate(model, examples, tiny_tokenizer.pad_token_id, 2, RecordingReporter())
+    large = evaluate(model, examples, tiny_tokenizer.pad_token_id, 8, RecordingReporter())
+    assert small["/eval_num_predictions"] == large["/eval_num_predictions"]
+    assert small["/eval_fraction_of_correct_next_step_preds"] == large["/eval_fraction_of_correct_next_step_preds"]
+    assert large["/eval_total_loss"] == pytest.approx(small["/eval_total_loss"], rel=1e-2)

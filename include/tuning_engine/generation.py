@@ -275,7 +275,9 @@ class _AdaptersOff:
 
 def _decode(model, tokenizer, rows: list[_Row], cancelled: Callable[[int], bool] | None) -> None:
     """Sample every row token by token, all rows in one forward pass per token, until each has
-    finished (end token, stop sequence, its own maxOutputTokens, or its request cancelled)."""
+    finished (end token, stop sequence, its own maxOutputTokens, or its request cancelled). A row
+    that has finished leaves the batch (and its cache), so a long answer does not keep the short
+    ones computing."""
     import torch
 
     device = runtime().device
@@ -289,24 +291,30 @@ def _decode(model, tokenizer, rows: list[_Row], cancelled: Callable[[int], bool]
         mask[i, width - len(row.prompt):] = 1
     positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
     inputs, mask, positions = inputs.to(device), mask.to(device), positions.to(device)
+    live = list(range(len(rows)))  # the rows still decoding, in the batch's order
     past = None
-    with torch.no_grad(), runtime().autocast():
+    with torch.inference_mode(), runtime().autocast():
         while True:
             output = model(input_ids=inputs, attention_mask=mask, position_ids=positions, cache=past,
                            use_cache=True, logits_to_keep=1)
             past = output.past_key_values
             logits = output.logits[:, -1].float()
-            tokens = []
-            for i, row in enumerate(rows):
-                if row.finish_reason is None and cancelled is not None and cancelled(row.item):
+            for position, i in enumerate(live):
+                row = rows[i]
+                if cancelled is not None and cancelled(row.item):
                     row.finish_reason = "CANCELLED"
-                if row.finish_reason is None:
-                    row.add(_next_token(logits[i], row.options, samplers[i]), tokenizer, end_tokens)
-                tokens.append(row.generated[-1] if row.generated else tokenizer.pad_token_id)
-            if all(row.finish_reason for row in rows):
+                else:
+                    row.add(_next_token(logits[position], row.options, samplers[i]), tokenizer, end_tokens)
+            going = [position for position, i in enumerate(live) if rows[i].finish_reason is None]
+            if not going:
                 return
-            inputs = torch.tensor(tokens, device=device)[:, None]
-            mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=mask.dtype, device=device)], dim=1)
+            if len(going) < len(live):  # finished rows leave the batch, and cost nothing more
+                keep = torch.tensor(going, device=device)
+                past.batch_select_indices(keep)
+                mask, positions = mask[keep], positions[keep]
+                live = [live[position] for position in going]
+            inputs = torch.tensor([rows[i].generated[-1] for i in live], device=device)[:, None]
+            mask = torch.cat([mask, torch.ones((len(live), 1), dtype=mask.dtype, device=device)], dim=1)
             positions = positions[:, -1:] + 1
 
 

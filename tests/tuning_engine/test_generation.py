@@ -96,6 +96,27 @@ def test_a_batch_answers_exactly_as_one_request_at_a_time(generator, tiny_model)
     assert together == alone
 
 
+def test_finished_rows_leave_the_batch(tiny_model, tiny_tokenizer):
+    from include.tuning_engine.generation import _decode, _prepared, _Row
+    from include.tuning_engine.runtime import load_model
+
+    model = load_model(tiny_model)
+    batch_sizes = []
+
+    class Recording:
+        config = model.config
+
+        def __call__(self, **inputs):
+            batch_sizes.append(len(inputs["input_ids"]))
+            return model(**inputs)
+
+    rows = [_Row(0, *_prepared(model, tiny_tokenizer, ask(temperature=0, maxOutputTokens=length)), seed=0)
+            for length in (2, 5)]
+    _decode(Recording(), tiny_tokenizer, rows, None)
+    assert [len(row.generated) for row in rows] == [2, 5]
+    assert batch_sizes == [2, 2, 1, 1, 1]  # the prompt pass, then one pass per token
+
+
 def test_a_bad_request_in_a_batch_fails_alone(generator, tiny_model):
     good, bad = ask(temperature=0, maxOutputTokens=4), ask(temperature=5)
     results = generator.generate_batch([(tiny_model, None, good), (tiny_model, None, bad)])

@@ -63,6 +63,8 @@ def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
     tick = time.monotonic()
     torch.manual_seed(spec.seed)
     model = with_lora(load_model(spec.base_model), rank=spec.adapter_size)
+    if runtime().bf16:
+        store_frozen_weights_in_bf16(model)
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     peak_lr = BASE_LEARNING_RATE * spec.learning_rate_multiplier
     optimizer = torch.optim.AdamW(trainable, lr=peak_lr, weight_decay=0.0)
@@ -168,6 +170,18 @@ def with_lora(model, rank: int):
     targets = [name for name in LORA_TARGETS if name in present] or None  # None: peft's default per architecture
     config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets, task_type="CAUSAL_LM")
     return get_peft_model(model, config)
+
+
+def store_frozen_weights_in_bf16(model) -> None:
+    """Under bf16 autocast a frozen fp32 weight is rounded to bf16 at every use; storing it in
+    bf16 once gives the same numbers without the cast (a tenth of a CPU step) and halves its
+    memory. The output layer keeps its weight, which it shares with the input embeddings."""
+    import torch
+
+    output_layer = model.get_output_embeddings()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and module is not output_layer and not module.weight.requires_grad:
+            module.to(torch.bfloat16)
 
 
 def label_only_loss(model, batch: dict):

@@ -175,13 +175,25 @@ def test_label_only_loss_equals_the_loss_over_full_logits(tiny_model, tiny_token
     ]
     batch = collate(examples, tiny_tokenizer.pad_token_id, "cpu")
     model = trainer.with_lora(load_model(tiny_model), rank=2)
-    with torch.no_grad():
-        loss, correct, predictions = trainer.label_only_loss(model, batch)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    for parameter in model.parameters():  # LoRA B starts at zero: make every gradient non-trivial
+        if parameter.requires_grad:
+            torch.nn.init.normal_(parameter, std=0.1)
+
+    def gradients(loss):
+        model.zero_grad()
+        loss.backward()
+        return {name: p.grad.clone() for name, p in model.named_parameters() if p.requires_grad}
+
+    loss, correct, predictions = trainer.label_only_loss(model, batch)
+    label_only_gradients = gradients(loss)
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
     targets = batch["labels"][:, 1:]
     expected = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+    full_gradients = gradients(expected)
     where = targets != -100
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    for name, gradient in full_gradients.items():  # the same gradients, not only the same loss
+        torch.testing.assert_close(label_only_gradients[name], gradient, rtol=1e-4, atol=1e-6)
     assert predictions == int(where.sum()) == sum(e.output_token_count for e in examples)
     assert correct == int((logits.argmax(-1)[where] == targets[where]).sum())
 
@@ -277,3 +289,36 @@ def test_evaluation_in_large_batches_gives_the_metrics_of_small_ones(tiny_model,
     assert small["/eval_num_predictions"] == large["/eval_num_predictions"]
     assert small["/eval_fraction_of_correct_next_step_preds"] == large["/eval_fraction_of_correct_next_step_preds"]
     assert large["/eval_total_loss"] == pytest.approx(small["/eval_total_loss"], rel=1e-2)
+
+
+def test_frozen_weights_in_bf16_give_what_autocast_gives(tiny_model, tiny_tokenizer):
+    import torch
+
+    from include.tuning_engine.batching import collate
+    from include.tuning_engine.conversation import chat_messages
+    from include.tuning_engine.rendering import render_example
+    from include.tuning_engine.runtime import Runtime, load_model
+    from include.tuning_engine.trainer import label_only_loss, store_frozen_weights_in_bf16
+    from tests.tuning_engine.helpers import contents_example
+
+    examples = [render_example(tiny_tokenizer, chat_messages(contents_example(q, a)), 256) for q, a in TOY_PAIRS]
+    batch = collate(examples, tiny_tokenizer.pad_token_id, "cpu")
+    results = []
+    for stored_in_bf16 in (False, True):
+        torch.manual_seed(0)
+        model = with_lora(load_model(tiny_model), rank=8)
+        if stored_in_bf16:
+            store_frozen_weights_in_bf16(model)
+        with Runtime("cpu", 1, bf16=True).autocast():
+            loss, _, _ = label_only_loss(model, batch)
+        loss.backward()
+        grads = {name: p.grad for name, p in model.named_parameters() if p.requires_grad}
+        results.append((loss.item(), grads, model))
+    (loss32, grads32, model32), (loss16, grads16, model16) = results
+    assert model16.get_base_model().model.layers[0].mlp.down_proj.weight.dtype == torch.bfloat16
+    assert model16.get_output_embeddings().weight.dtype == torch.float32  # shared with the embeddings
+    assert all(p.dtype == torch.float32 for p in model16.parameters() if p.requires_grad)  # LoRA stays fp32
+    assert loss16 == pytest.approx(loss32, rel=1e-6)
+    for name, grad in grads32.items():
+        torch.testing.assert_close(grads16[name], grad, rtol=1e-4, atol=1e-6)
+

@@ -43,8 +43,10 @@ def main() -> int:
     parser.add_argument("--no-run", action="store_true", help="only print the breakdown of the last run")
     args = parser.parse_args()
     env = dict(os.environ)
-    if args.ports:
+    if args.ports:  # and let scripts/env.sh derive the addresses from them again
         env |= {"LOCAL_VERTEX_PORT": str(args.ports), "LOCAL_VERTEX_STORAGE_PORT": str(args.ports + 1)}
+        for derived in ("STORAGE_EMULATOR_HOST", "AIRFLOW_CONN_GEMINI_TUNING_DEFAULT"):
+            env.pop(derived, None)
     data_dir = Path(env.get("LOCAL_VERTEX_DATA", PROJECT_ROOT / ".local_vertex"))
 
     print(f"load before: {_load()}")

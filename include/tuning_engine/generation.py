@@ -19,7 +19,7 @@ from typing import Callable
 
 from include.tuning_engine.conversation import chat_messages
 from include.tuning_engine.rendering import render_example, render_prompt
-from include.tuning_engine.runtime import load_model, load_tokenizer, runtime
+from include.tuning_engine.runtime import load_model, load_tokenizer, runtime, store_frozen_weights_in_bf16
 
 log = logging.getLogger(__name__)
 MAX_STOP_SEQUENCES = 5  # Vertex's limit
@@ -169,8 +169,10 @@ class Generator:
 
         if base_model not in self._loaded:
             started = time.monotonic()
-            self._loaded[base_model] = (load_model(base_model), self._tokenizers.get(base_model)
-                                        or load_tokenizer(base_model), set())
+            model = load_model(base_model).requires_grad_(False)
+            if runtime().bf16:  # then decoding casts no weight at each token
+                store_frozen_weights_in_bf16(model)
+            self._loaded[base_model] = (model, self._tokenizers.get(base_model) or load_tokenizer(base_model), set())
             log.info("loaded the base model %s in %.1f s", Path(base_model).name, time.monotonic() - started)
         model, tokenizer, adapters = self._loaded[base_model]
         if adapter_dir is None:

@@ -85,3 +85,15 @@ def load_model(base_model: str):
     logging.disable_progress_bar()
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
     return model.to(runtime().device).eval()
+
+
+def store_frozen_weights_in_bf16(model) -> None:
+    """Under bf16 autocast a frozen fp32 weight is rounded to bf16 at every use; storing it in
+    bf16 once gives the same numbers without the cast (a tenth of a CPU step) and halves its
+    memory. The output layer keeps its weight, which it shares with the input embeddings."""
+    import torch
+
+    output_layer = model.get_output_embeddings()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and module is not output_layer and not module.weight.requires_grad:
+            module.to(torch.bfloat16)

@@ -135,3 +135,25 @@ def test_the_output_limit_is_checked_against_the_context(generator, tiny_model, 
     assert response["usageMetadata"]["totalTokenCount"] <= context
     with pytest.raises(ValueError, match="candidateCount must be between 1 and 8"):
         generator.generate(tiny_model, None, ask(candidateCount=9))
+
+
+def test_in_bf16_the_base_weights_are_stored_in_bf16_and_answer_as_autocast_does(tiny_model, tiny_tokenizer,
+                                                                                 monkeypatch):
+    import torch
+
+    from include.tuning_engine import generation
+    from include.tuning_engine.generation import _decode, _prepared, _Row
+    from include.tuning_engine.runtime import Runtime, load_model
+
+    monkeypatch.setattr(generation, "runtime", lambda: Runtime("cpu", 1, bf16=True))
+    generator = Generator()
+    request = ask("a question", temperature=0, maxOutputTokens=10)
+    response = generator.generate(tiny_model, None, request)
+    model = generator._loaded[tiny_model][0]
+    assert model.model.layers[0].mlp.down_proj.weight.dtype == torch.bfloat16
+    assert model.get_output_embeddings().weight.dtype == torch.float32
+
+    reference = load_model(tiny_model)  # fp32 weights, rounded to bf16 by autocast at each use
+    row = _Row(0, *_prepared(reference, tiny_tokenizer, request), seed=0)
+    _decode(reference, tiny_tokenizer, [row], None)
+    assert answer(response) == row.text

@@ -297,8 +297,8 @@ def test_frozen_weights_in_bf16_give_what_autocast_gives(tiny_model, tiny_tokeni
     from include.tuning_engine.batching import collate
     from include.tuning_engine.conversation import chat_messages
     from include.tuning_engine.rendering import render_example
-    from include.tuning_engine.runtime import Runtime, load_model
-    from include.tuning_engine.trainer import label_only_loss, store_frozen_weights_in_bf16
+    from include.tuning_engine.runtime import Runtime, load_model, store_frozen_weights_in_bf16
+    from include.tuning_engine.trainer import label_only_loss
     from tests.tuning_engine.helpers import contents_example
 
     examples = [render_example(tiny_tokenizer, chat_messages(contents_example(q, a)), 256) for q, a in TOY_PAIRS]

@@ -29,6 +29,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
@@ -257,6 +258,7 @@ def _serve_generation() -> None:
         if not decode:
             continue
         log.info("decoding %d request%s", len(decode), "s" if len(decode) > 1 else "")
+        started = time.monotonic()
         items = [(message["baseModel"], Path(message["adapterDir"]) if message["adapterDir"] else None,
                   message["request"]) for message in decode]
         streamed = {index: (lambda text, request_id=message["id"]: send({"id": request_id, "text": text}))
@@ -269,6 +271,11 @@ def _serve_generation() -> None:
             results = [exc] * len(decode)
         for message, result in zip(decode, results):
             send(_answer(message["id"], result))
+        answers_made = [result for result in results if not isinstance(result, Exception)]
+        log.info("decoded %d request%s (%d rows, %d tokens) in %.2f s", len(decode), "s" if len(decode) > 1 else "",
+                 sum(len(result["candidates"]) for result in answers_made),
+                 sum(result["usageMetadata"]["candidatesTokenCount"] for result in answers_made),
+                 time.monotonic() - started)
 
 
 def _token_call(generator, message: dict):

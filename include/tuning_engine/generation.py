@@ -8,17 +8,20 @@ each adapter is attached to its base once and switched to by name, so a second c
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import sys
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from include.tuning_engine.conversation import chat_messages
 from include.tuning_engine.rendering import render_example, render_prompt
-from include.tuning_engine.runtime import load_model, load_tokenizer, runtime
+from include.tuning_engine.runtime import load_model, load_tokenizer, runtime, store_frozen_weights_in_bf16
 
+log = logging.getLogger(__name__)
 MAX_STOP_SEQUENCES = 5  # Vertex's limit
 MAX_CANDIDATES = 8  # Vertex's limit of candidateCount
 # Gemini's default output limit is far beyond what a small local model can use; an unset
@@ -165,8 +168,12 @@ class Generator:
         from peft import PeftModel
 
         if base_model not in self._loaded:
-            self._loaded[base_model] = (load_model(base_model), self._tokenizers.get(base_model)
-                                        or load_tokenizer(base_model), set())
+            started = time.monotonic()
+            model = load_model(base_model).requires_grad_(False)
+            if runtime().bf16:  # then decoding casts no weight at each token
+                store_frozen_weights_in_bf16(model)
+            self._loaded[base_model] = (model, self._tokenizers.get(base_model) or load_tokenizer(base_model), set())
+            log.info("loaded the base model %s in %.1f s", Path(base_model).name, time.monotonic() - started)
         model, tokenizer, adapters = self._loaded[base_model]
         if adapter_dir is None:
             return (_AdaptersOff(model) if adapters else model), tokenizer
@@ -175,11 +182,14 @@ class Generator:
         if not (adapter_dir / "adapter_config.json").exists():
             raise FileNotFoundError(f"no adapter in {adapter_dir}")
         name = "tuned_" + hashlib.sha1(str(adapter_dir).encode()).hexdigest()[:12]
+        started = time.monotonic()
         if not adapters:
             model = PeftModel.from_pretrained(model, adapter_dir, adapter_name=name).eval()
             self._loaded[base_model] = (model, tokenizer, adapters)
         elif name not in adapters:
             model.load_adapter(adapter_dir, adapter_name=name)
+        if name not in adapters:
+            log.info("loaded the adapter %s in %.1f s", adapter_dir.parent.name, time.monotonic() - started)
         adapters.add(name)
         model.set_adapter(name)
         return model, tokenizer
@@ -267,7 +277,9 @@ class _AdaptersOff:
 
 def _decode(model, tokenizer, rows: list[_Row], cancelled: Callable[[int], bool] | None) -> None:
     """Sample every row token by token, all rows in one forward pass per token, until each has
-    finished (end token, stop sequence, its own maxOutputTokens, or its request cancelled)."""
+    finished (end token, stop sequence, its own maxOutputTokens, or its request cancelled). A row
+    that has finished leaves the batch (and its cache), so a long answer does not keep the short
+    ones computing."""
     import torch
 
     device = runtime().device
@@ -281,24 +293,30 @@ def _decode(model, tokenizer, rows: list[_Row], cancelled: Callable[[int], bool]
         mask[i, width - len(row.prompt):] = 1
     positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
     inputs, mask, positions = inputs.to(device), mask.to(device), positions.to(device)
+    live = list(range(len(rows)))  # the rows still decoding, in the batch's order
     past = None
-    with torch.no_grad(), runtime().autocast():
+    with torch.inference_mode(), runtime().autocast():
         while True:
             output = model(input_ids=inputs, attention_mask=mask, position_ids=positions, cache=past,
                            use_cache=True, logits_to_keep=1)
             past = output.past_key_values
             logits = output.logits[:, -1].float()
-            tokens = []
-            for i, row in enumerate(rows):
-                if row.finish_reason is None and cancelled is not None and cancelled(row.item):
+            for position, i in enumerate(live):
+                row = rows[i]
+                if cancelled is not None and cancelled(row.item):
                     row.finish_reason = "CANCELLED"
-                if row.finish_reason is None:
-                    row.add(_next_token(logits[i], row.options, samplers[i]), tokenizer, end_tokens)
-                tokens.append(row.generated[-1] if row.generated else tokenizer.pad_token_id)
-            if all(row.finish_reason for row in rows):
+                else:
+                    row.add(_next_token(logits[position], row.options, samplers[i]), tokenizer, end_tokens)
+            going = [position for position, i in enumerate(live) if rows[i].finish_reason is None]
+            if not going:
                 return
-            inputs = torch.tensor(tokens, device=device)[:, None]
-            mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=mask.dtype, device=device)], dim=1)
+            if len(going) < len(live):  # finished rows leave the batch, and cost nothing more
+                keep = torch.tensor(going, device=device)
+                past.batch_select_indices(keep)
+                mask, positions = mask[keep], positions[keep]
+                live = [live[position] for position in going]
+            inputs = torch.tensor([rows[i].generated[-1] for i in live], device=device)[:, None]
+            mask = torch.cat([mask, torch.ones((len(live), 1), dtype=mask.dtype, device=device)], dim=1)
             positions = positions[:, -1:] + 1
 
 

@@ -1,7 +1,10 @@
 """Device, precision and threads, chosen once per process, and loading a base model onto them.
 
-A GPU runs in bf16 autocast; a CPU stays in fp32 (this project's CPUs have no bf16
-instructions, where bf16 is slower than fp32). Nothing in a job's configuration changes.
+Matrix products run in bf16 autocast where the hardware multiplies bf16 natively: a GPU, or a CPU
+with bf16 dot-product instructions (AVX512-BF16 or AMX). Elsewhere bf16 is emulated and slower
+than fp32, so the CPU stays in fp32. Weights, LoRA adapters, optimizer state and the loss stay in
+fp32 either way. TUNING_ENGINE_PRECISION=fp32 or bf16 overrides the choice; nothing in a job's
+configuration changes it.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ from functools import lru_cache
 class Runtime:
     device: str  # "cuda" or "cpu"
     threads: int
+    bf16: bool  # matrix products in bf16 autocast
 
     def autocast(self):
-        """bf16 autocast on a GPU, a no-op on a CPU."""
+        """bf16 autocast where the hardware has bf16 instructions, a no-op elsewhere."""
         import torch
 
-        if self.device == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.bf16:
+            return torch.autocast(self.device, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
 
@@ -42,7 +46,23 @@ def runtime() -> Runtime:
     # held 150-240. Where the CPU is yours alone, TUNING_ENGINE_THREADS=2 is the faster choice.
     threads = int(os.environ.get("TUNING_ENGINE_THREADS", 0)) or max(1, len(os.sched_getaffinity(0)) - 1)
     torch.set_num_threads(threads)
-    return Runtime(device=device, threads=threads)
+    return Runtime(device=device, threads=threads, bf16=_bf16_matmuls(device))
+
+
+def _bf16_matmuls(device: str) -> bool:
+    """Whether bf16 autocast pays here. Measured on a 2-core AVX512-BF16 CPU (SmolLM2-135M, one
+    thread, CPU time): LoRA training steps 1.35x faster than fp32, greedy decoding 1.7x."""
+    import torch
+
+    choice = os.environ.get("TUNING_ENGINE_PRECISION", "").lower()
+    if choice in ("fp32", "bf16"):
+        return choice == "bf16"
+    if choice:
+        raise ValueError(f"TUNING_ENGINE_PRECISION must be fp32 or bf16, not {choice!r}")
+    if device == "cuda":
+        return True
+    native = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # what oneDNN's bf16 kernels use
+    return any(getattr(torch.cpu, name, lambda: False)() for name in native)
 
 
 def load_tokenizer(base_model: str):
@@ -65,3 +85,15 @@ def load_model(base_model: str):
     logging.disable_progress_bar()
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
     return model.to(runtime().device).eval()
+
+
+def store_frozen_weights_in_bf16(model) -> None:
+    """Under bf16 autocast a frozen fp32 weight is rounded to bf16 at every use; storing it in
+    bf16 once gives the same numbers without the cast (a tenth of a CPU step) and halves its
+    memory. The output layer keeps its weight, which it shares with the input embeddings."""
+    import torch
+
+    output_layer = model.get_output_embeddings()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and module is not output_layer and not module.weight.requires_grad:
+            module.to(torch.bfloat16)

@@ -21,7 +21,7 @@ from include.tuning_engine.batching import collate, length_grouped_batches, sort
 from include.tuning_engine.checkpoints import load_latest_checkpoint, save_checkpoint, spec_fingerprint
 from include.tuning_engine.dataset import data_stats, load_examples, steps_per_epoch
 from include.tuning_engine.rendering import IGNORE_INDEX
-from include.tuning_engine.runtime import load_model, load_tokenizer, runtime
+from include.tuning_engine.runtime import load_model, load_tokenizer, runtime, store_frozen_weights_in_bf16
 from include.tuning_engine.spec import TrainingDiverged, TrainingReporter, TrainingResult, TrainingSpec
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,9 @@ WARMUP_FRACTION = 0.05
 MAX_GRAD_NORM = 1.0
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")  # attention projections (Llama naming)
 MIN_SHARED_PREFIX = 4  # below this, a separate prefix pass costs more than it saves
+# Evaluation keeps no activations for a backward pass, so it takes larger batches (sorted by
+# length, so they stay tightly padded): fewer calls, and the shared prefix runs fewer times.
+EVAL_BATCH_SIZE = 32
 
 
 def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
@@ -53,14 +56,19 @@ def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
     reporter.data_stats(data_stats(train_examples, epoch_count=spec.epoch_count, batch_size=spec.batch_size))
     batches_per_epoch = steps_per_epoch(len(train_examples), spec.batch_size)
     total_steps = spec.epoch_count * batches_per_epoch
+    spent = {"tokenizing": time.monotonic() - started, "model loading": 0.0, "training steps": 0.0, "evaluation": 0.0}
 
     # Model: the frozen base with LoRA adapters on its attention projections.
     log.info("loading the base model")
+    tick = time.monotonic()
     torch.manual_seed(spec.seed)
     model = with_lora(load_model(spec.base_model), rank=spec.adapter_size)
+    if runtime().bf16:
+        store_frozen_weights_in_bf16(model)
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     peak_lr = BASE_LEARNING_RATE * spec.learning_rate_multiplier
     optimizer = torch.optim.AdamW(trainable, lr=peak_lr, weight_decay=0.0)
+    spent["model loading"] = time.monotonic() - tick
 
     # Resume from the newest checkpoint of this same run, if any.
     log.info("hashing the tuning data")
@@ -104,6 +112,7 @@ def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
 
             tokens = int(batch["attention_mask"].sum())
             seconds = time.monotonic() - tick
+            spent["training steps"] += seconds
             reporter.metrics(step, {
                 "/train_total_loss": loss_value,
                 "/train_fraction_of_correct_next_step_preds": correct / max(predictions, 1),
@@ -118,7 +127,9 @@ def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
                 log.info("checkpoint at step %d (epoch %d, batch %d)", step, epoch + 1, batch_number)
 
         if eval_examples:
+            tick = time.monotonic()
             eval_metrics = evaluate(model, eval_examples, tokenizer.pad_token_id, spec.batch_size, reporter)
+            spent["evaluation"] += time.monotonic() - tick
             if eval_metrics is None:
                 return TrainingResult(adapter_dir, step, epoch, stopped=True)
             finite(eval_metrics["/eval_total_loss"], "validation", step, epoch + 1)
@@ -137,7 +148,15 @@ def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
     save_adapter(model, adapter_dir)
     reporter.checkpoint(spec.epoch_count, step, adapter_dir)
     log.info("tuned %d steps in %.0f s; adapter in %s", step, time.monotonic() - started, adapter_dir)
+    log.info("time spent: %s", time_spent(spent, time.monotonic() - started))
     return TrainingResult(adapter_dir, step, spec.epoch_count, stopped=False)
+
+
+def time_spent(spent: dict[str, float], total: float) -> str:
+    """Where a run's time went, for its log: each phase, and the rest (data hashing,
+    checkpoints, saving)."""
+    phases = [f"{name} {seconds:.1f} s" for name, seconds in spent.items()]
+    return ", ".join([*phases, f"other {max(0.0, total - sum(spent.values())):.1f} s"])
 
 
 def finite(loss: float, which: str, step: int, epoch: int) -> float:
@@ -208,14 +227,15 @@ def shared_prefix_length(input_ids, attention_mask) -> int:
 
 
 def evaluate(model, examples, pad_id: int, batch_size: int, reporter: TrainingReporter) -> dict | None:
-    """The three /eval_* metrics over `examples`; None if the run was cancelled meanwhile."""
+    """The three /eval_* metrics over `examples`; None if the run was cancelled meanwhile.
+    Batches hold at least EVAL_BATCH_SIZE examples (`batch_size` if larger)."""
     import torch
 
     model.eval()
     total_loss, total_correct, total_predictions = 0.0, 0, 0
     lengths = [len(example.input_ids) for example in examples]
-    with torch.no_grad():
-        for indices in sorted_batches(lengths, batch_size):
+    with torch.inference_mode():
+        for indices in sorted_batches(lengths, max(batch_size, EVAL_BATCH_SIZE)):
             if reporter.should_stop():
                 return None
             batch = collate([examples[i] for i in indices], pad_id, runtime().device)

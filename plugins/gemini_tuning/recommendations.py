@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from include.tuning_engine.recommended import recommended_schedule
 
 MINIMUM_EXAMPLES = {"classification": 500, "summarization": 1000, "extractive_qa": 500, "chat": 1000}
 # The guide gives no figure for "more classes need more data"; 100 examples per class keeps the
@@ -89,6 +88,9 @@ def recommend(
             f"only {example_count} training examples, below the {minimum} recommended for {task_type}: "
             "add examples, or set allow_small_dataset to tune anyway"
         )
+
+    # The engine's schedule rule, imported here: the DAG file imports this module at parse time.
+    from include.tuning_engine.recommended import recommended_schedule
 
     sweep = sorted(set(int(e) for e in epoch_sweep))
     if sweep:

@@ -148,6 +148,24 @@ def test_polls_back_off_up_to_the_longest_interval(hook):
     assert [c.args[0] for c in sleep.await_args_list] == [10.0, 20.0, 40.0, 50.0, 50.0]
 
 
+def test_the_poll_wakes_when_the_job_should_end_not_a_whole_interval_later(hook):
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc)
+    running = tuning_job("JOB_STATE_RUNNING").model_copy(update={
+        "start_time": now - timedelta(seconds=90),
+        "tuning_data_stats": types.TuningDataStats(
+            supervised_tuning_data_stats=types.SupervisedTuningDataStats(tuning_step_count=100)),
+    })
+    hook.get_tuning_job.side_effect = [running, running, tuning_job("JOB_STATE_SUCCEEDED")]
+    # no step yet: the first interval; then 90 of 100 steps in 90 s: about 10 s left, not the next 50
+    hook.latest_metrics.side_effect = [None, {"/train_total_loss": {"step": 90, "value": 0.5, "wall_time": now.isoformat()}}]
+    with mock.patch("gemini_tuning.triggers.tuning_job.asyncio.sleep", new_callable=mock.AsyncMock) as sleep:
+        run_events(make_trigger(poll_interval=5.0, backoff_factor=10.0, max_poll_interval=60.0))
+    first, second = (c.args[0] for c in sleep.await_args_list)
+    assert first == 5.0 and 9.0 <= second <= 10.0
+
+
 @pytest.mark.parametrize("cancel_on_timeout", [True, False])
 def test_deadline_gives_up_and_cancels_if_asked(hook, cancel_on_timeout):
     hook.get_tuning_job.return_value = tuning_job("JOB_STATE_RUNNING")

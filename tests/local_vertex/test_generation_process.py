@@ -68,6 +68,10 @@ def test_concurrent_requests_are_batched_and_answered_as_one_at_a_time(service):
     assert together == alone
     assert service.log_path.read_text().count("generation: decoding ") > 8  # fewer batches than requests
     assert decoded == 0  # (each alone was a batch of one)
+    # each batch's size and time is in the log, for the time breakdown of a run
+    decoded_lines = [line for line in service.log_path.read_text().splitlines() if "generation: decoded " in line]
+    assert any(" 1 request (1 rows, 12 tokens) in " in line for line in decoded_lines)
+    assert len(decoded_lines) == service.log_path.read_text().count("generation: decoding ")
 
 
 def test_a_killed_generation_process_fails_its_requests_and_nothing_else(service):

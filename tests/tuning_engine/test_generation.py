@@ -96,6 +96,27 @@ def test_a_batch_answers_exactly_as_one_request_at_a_time(generator, tiny_model)
     assert together == alone
 
 
+def test_finished_rows_leave_the_batch(tiny_model, tiny_tokenizer):
+    from include.tuning_engine.generation import _decode, _prepared, _Row
+    from include.tuning_engine.runtime import load_model
+
+    model = load_model(tiny_model)
+    batch_sizes = []
+
+    class Recording:
+        config = model.config
+
+        def __call__(self, **inputs):
+            batch_sizes.append(len(inputs["input_ids"]))
+            return model(**inputs)
+
+    rows = [_Row(0, *_prepared(model, tiny_tokenizer, ask(temperature=0, maxOutputTokens=length)), seed=0)
+            for length in (2, 5)]
+    _decode(Recording(), tiny_tokenizer, rows, None)
+    assert [len(row.generated) for row in rows] == [2, 5]
+    assert batch_sizes == [2, 2, 1, 1, 1]  # the prompt pass, then one pass per token
+
+
 def test_a_bad_request_in_a_batch_fails_alone(generator, tiny_model):
     good, bad = ask(temperature=0, maxOutputTokens=4), ask(temperature=5)
     results = generator.generate_batch([(tiny_model, None, good), (tiny_model, None, bad)])
@@ -114,3 +135,25 @@ def test_the_output_limit_is_checked_against_the_context(generator, tiny_model, 
     assert response["usageMetadata"]["totalTokenCount"] <= context
     with pytest.raises(ValueError, match="candidateCount must be between 1 and 8"):
         generator.generate(tiny_model, None, ask(candidateCount=9))
+
+
+def test_in_bf16_the_base_weights_are_stored_in_bf16_and_answer_as_autocast_does(tiny_model, tiny_tokenizer,
+                                                                                 monkeypatch):
+    import torch
+
+    from include.tuning_engine import generation
+    from include.tuning_engine.generation import _decode, _prepared, _Row
+    from include.tuning_engine.runtime import Runtime, load_model
+
+    monkeypatch.setattr(generation, "runtime", lambda: Runtime("cpu", 1, bf16=True))
+    generator = Generator()
+    request = ask("a question", temperature=0, maxOutputTokens=10)
+    response = generator.generate(tiny_model, None, request)
+    model = generator._loaded[tiny_model][0]
+    assert model.model.layers[0].mlp.down_proj.weight.dtype == torch.bfloat16
+    assert model.get_output_embeddings().weight.dtype == torch.float32
+
+    reference = load_model(tiny_model)  # fp32 weights, rounded to bf16 by autocast at each use
+    row = _Row(0, *_prepared(reference, tiny_tokenizer, request), seed=0)
+    _decode(reference, tiny_tokenizer, [row], None)
+    assert answer(response) == row.text

@@ -1,5 +1,6 @@
 """Real LoRA training of the tiny model on a toy task (a few seconds per run)."""
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from include.tuning_engine.dataset import load_examples
 from include.tuning_engine.generation import Generator
 from include.tuning_engine.runtime import load_tokenizer
 from include.tuning_engine.spec import DatasetError, TrainingSpec
-from include.tuning_engine.trainer import train
+from include.tuning_engine.trainer import train, with_lora
 from tests.tuning_engine.helpers import TOY_PAIRS, RecordingReporter
 
 TRAIN_METRICS = {"/train_total_loss", "/train_fraction_of_correct_next_step_preds", "/train_num_predictions"}
@@ -174,13 +175,25 @@ def test_label_only_loss_equals_the_loss_over_full_logits(tiny_model, tiny_token
     ]
     batch = collate(examples, tiny_tokenizer.pad_token_id, "cpu")
     model = trainer.with_lora(load_model(tiny_model), rank=2)
-    with torch.no_grad():
-        loss, correct, predictions = trainer.label_only_loss(model, batch)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    for parameter in model.parameters():  # LoRA B starts at zero: make every gradient non-trivial
+        if parameter.requires_grad:
+            torch.nn.init.normal_(parameter, std=0.1)
+
+    def gradients(loss):
+        model.zero_grad()
+        loss.backward()
+        return {name: p.grad.clone() for name, p in model.named_parameters() if p.requires_grad}
+
+    loss, correct, predictions = trainer.label_only_loss(model, batch)
+    label_only_gradients = gradients(loss)
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
     targets = batch["labels"][:, 1:]
     expected = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+    full_gradients = gradients(expected)
     where = targets != -100
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    for name, gradient in full_gradients.items():  # the same gradients, not only the same loss
+        torch.testing.assert_close(label_only_gradients[name], gradient, rtol=1e-4, atol=1e-6)
     assert predictions == int(where.sum()) == sum(e.output_token_count for e in examples)
     assert correct == int((logits.argmax(-1)[where] == targets[where]).sum())
 
@@ -274,3 +287,61 @@ def test_servable_checkpoints_after_the_chosen_epochs_survive_a_resume(tiny_mode
     # An adapter, not a copy of the model: a small fraction of the base model's weights.
     base_bytes = sum(path.stat().st_size for path in Path(tiny_model).glob("*.safetensors"))
     assert all((folder / "adapter_model.safetensors").stat().st_size < base_bytes / 4 for _, _, folder in reported)
+
+
+def test_the_log_says_where_the_time_went(tiny_model, toy_data, tmp_path, caplog):
+    import re
+
+    with caplog.at_level(logging.INFO, logger="include.tuning_engine.trainer"):
+        train(toy_spec(tiny_model, toy_data, tmp_path, epoch_count=1), RecordingReporter())
+    line = next(record.getMessage() for record in caplog.records if record.getMessage().startswith("time spent: "))
+    phases = dict((name, float(seconds)) for name, seconds in re.findall(r"([a-z][a-z ]*?) ([\d.]+) s", line[12:]))
+    assert list(phases) == ["tokenizing", "model loading", "training steps", "evaluation", "other"]
+    assert phases["training steps"] > 0 and min(phases.values()) >= 0
+
+
+def test_evaluation_in_large_batches_gives_the_metrics_of_small_ones(tiny_model, tiny_tokenizer, toy_data):
+    from include.tuning_engine.runtime import load_model
+    from include.tuning_engine.trainer import EVAL_BATCH_SIZE, evaluate
+
+    examples = load_examples(toy_data[0], tiny_tokenizer, 2048)
+    assert len(examples) > EVAL_BATCH_SIZE  # more than one large batch
+    model = with_lora(load_model(tiny_model), rank=8)
+    small = evaluate(model, examples, tiny_tokenizer.pad_token_id, 2, RecordingReporter())
+    large = evaluate(model, examples, tiny_tokenizer.pad_token_id, 8, RecordingReporter())
+    assert small["/eval_num_predictions"] == large["/eval_num_predictions"]
+    assert small["/eval_fraction_of_correct_next_step_preds"] == large["/eval_fraction_of_correct_next_step_preds"]
+    assert large["/eval_total_loss"] == pytest.approx(small["/eval_total_loss"], rel=1e-2)
+
+
+def test_frozen_weights_in_bf16_give_what_autocast_gives(tiny_model, tiny_tokenizer):
+    import torch
+
+    from include.tuning_engine.batching import collate
+    from include.tuning_engine.conversation import chat_messages
+    from include.tuning_engine.rendering import render_example
+    from include.tuning_engine.runtime import Runtime, load_model, store_frozen_weights_in_bf16
+    from include.tuning_engine.trainer import label_only_loss
+    from tests.tuning_engine.helpers import contents_example
+
+    examples = [render_example(tiny_tokenizer, chat_messages(contents_example(q, a)), 256) for q, a in TOY_PAIRS]
+    batch = collate(examples, tiny_tokenizer.pad_token_id, "cpu")
+    results = []
+    for stored_in_bf16 in (False, True):
+        torch.manual_seed(0)
+        model = with_lora(load_model(tiny_model), rank=8)
+        if stored_in_bf16:
+            store_frozen_weights_in_bf16(model)
+        with Runtime("cpu", 1, bf16=True).autocast():
+            loss, _, _ = label_only_loss(model, batch)
+        loss.backward()
+        grads = {name: p.grad for name, p in model.named_parameters() if p.requires_grad}
+        results.append((loss.item(), grads, model))
+    (loss32, grads32, model32), (loss16, grads16, model16) = results
+    assert model16.get_base_model().model.layers[0].mlp.down_proj.weight.dtype == torch.bfloat16
+    assert model16.get_output_embeddings().weight.dtype == torch.float32  # shared with the embeddings
+    assert all(p.dtype == torch.float32 for p in model16.parameters() if p.requires_grad)  # LoRA stays fp32
+    assert loss16 == pytest.approx(loss32, rel=1e-6)
+    for name, grad in grads32.items():
+        torch.testing.assert_close(grads16[name], grad, rtol=1e-4, atol=1e-6)
+

@@ -101,11 +101,13 @@ class TuningJobTrigger(BaseTrigger):
         hook = self._get_async_hook()
         delay = self.poll_interval
         transient_errors = 0
+        latest = None  # the metrics' last points, as of the last successful poll
         try:
             while True:
                 try:
                     job = await hook.get_tuning_job(self.job_name)
                 except Exception as error:
+                    latest = None
                     if not is_transient_error(error) or transient_errors >= self.max_transient_errors:
                         self.log.exception("Could not read tuning job %s", self.job_name)
                         yield self._event("error", f"Could not read tuning job {self.job_name}: {error}")
@@ -122,7 +124,7 @@ class TuningJobTrigger(BaseTrigger):
                 else:
                     transient_errors = 0
                     state = job_state(job)
-                    await self._log_progress(hook, job, state)
+                    latest = await self._log_progress(hook, job, state)
                     if state == SUCCEEDED:
                         yield self._event("success", f"Tuning job {self.job_name} succeeded.", job=job_to_dict(job))
                         return
@@ -132,7 +134,10 @@ class TuningJobTrigger(BaseTrigger):
                 if self.deadline is not None and time.time() >= self.deadline:
                     yield await self._give_up(hook)
                     return
-                await asyncio.sleep(self._until_deadline(delay))
+                # Wake when the job should be done, not up to a whole backed-off interval later.
+                left = seconds_left(job, latest) if latest else None
+                wait = delay if left is None else min(delay, max(self.poll_interval, left))
+                await asyncio.sleep(self._until_deadline(wait))
                 delay = min(delay * self.backoff_factor, self.max_poll_interval)
         except asyncio.CancelledError:
             # The triggerer cancels us both when it shuts down (the job must keep running: another
@@ -173,7 +178,8 @@ class TuningJobTrigger(BaseTrigger):
             return delay
         return max(0.0, min(delay, self.deadline - time.time()))
 
-    async def _log_progress(self, hook: GenAITuningAsyncHook, job: Any, state: str) -> None:
+    async def _log_progress(self, hook: GenAITuningAsyncHook, job: Any, state: str) -> dict | None:
+        """Logs the job's state and last step; returns its metrics' last points (or None)."""
         try:
             latest = await hook.latest_metrics(job)
         except Exception as error:  # progress is nice to have: never fail the wait for it
@@ -185,6 +191,23 @@ class TuningJobTrigger(BaseTrigger):
             if evaluation := latest.get("/eval_total_loss"):
                 progress += f", eval loss {evaluation['value']:.4f}"
         self.log.info("Tuning job %s: %s%s", self.job_name, state, progress)
+        return latest
 
     def _event(self, status: str, message: str, **payload: Any) -> TriggerEvent:
         return TriggerEvent({"status": status, "job_name": self.job_name, "message": message, **payload})
+
+
+def seconds_left(job: Any, latest: dict | None) -> float | None:
+    """The job's remaining training time at its pace so far (from its start, its last step's wall
+    time and its step count), or None where one of them is unknown."""
+    from datetime import datetime
+
+    train = (latest or {}).get("/train_total_loss")
+    stats = getattr(job, "tuning_data_stats", None)
+    total = getattr(getattr(stats, "supervised_tuning_data_stats", None), "tuning_step_count", None)
+    started = getattr(job, "start_time", None)
+    if not (train and train.get("step") and train.get("wall_time") and total and started):
+        return None
+    stepped = datetime.fromisoformat(train["wall_time"]).timestamp()
+    per_step = (stepped - started.timestamp()) / train["step"]
+    return max(0.0, (int(total) - train["step"]) * per_step - (time.time() - stepped))

@@ -33,6 +33,8 @@ class TrainingSpec:
     max_example_tokens: int = DEFAULT_MAX_EXAMPLE_TOKENS
     batch_size: int = 8
     checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S
+    # Continuous tuning: the adapter folder of an earlier run (same base, same rank) to start from.
+    initial_adapter: Path | None = None
 
 
 @dataclass(frozen=True)

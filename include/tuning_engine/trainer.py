@@ -36,6 +36,7 @@ MIN_SHARED_PREFIX = 4  # below this, a separate prefix pass costs more than it s
 def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
     import torch
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
+    from peft.utils import load_peft_weights
 
     started = time.monotonic()
     device = runtime().device
@@ -58,6 +59,9 @@ def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
     log.info("loading the base model")
     torch.manual_seed(spec.seed)
     model = with_lora(load_model(spec.base_model), rank=spec.adapter_size)
+    if spec.initial_adapter is not None:
+        log.info("continuing from the adapter in %s", spec.initial_adapter)
+        set_peft_model_state_dict(model, load_peft_weights(str(spec.initial_adapter), device="cpu"))
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     peak_lr = BASE_LEARNING_RATE * spec.learning_rate_multiplier
     optimizer = torch.optim.AdamW(trainable, lr=peak_lr, weight_decay=0.0)

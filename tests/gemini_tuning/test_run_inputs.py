@@ -1,0 +1,99 @@
+"""A run's inputs from a retraining event: the event's files only, a seeded held-out split otherwise."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gemini_tuning.dataset_checks.source import DatasetInputError
+from gemini_tuning.run_inputs import EVENT_KEYS, RunInputError, check_readable, from_event, held_out_split
+
+FORM = {"training_dataset": "sample/train.jsonl", "validation_dataset": "sample/validation.jsonl",
+        "smoke_test_prompts": "sample/heldout.jsonl", "task_type": "classification",
+        "tuned_model_display_name": "support-ticket-router"}
+
+
+def _example(index: int, label: str) -> str:
+    return json.dumps({"contents": [{"role": "user", "parts": [{"text": f"ticket {index}"}]},
+                                    {"role": "model", "parts": [{"text": label}]}]})
+
+
+def _write(path, lines):
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_an_event_with_only_the_training_file_never_gets_the_forms_sample_files():
+    settings = from_event({"training_dataset": "gs://b/new.jsonl"}, FORM)
+    assert settings == {"training_dataset": "gs://b/new.jsonl", "validation_dataset": None,
+                        "smoke_test_prompts": None, "task_type": "classification",
+                        "tuned_model_display_name": "support-ticket-router"}
+
+
+def test_what_the_event_carries_replaces_the_form():
+    extra = {key: f"from-event-{key}" for key in EVENT_KEYS}
+    assert from_event(extra, FORM) == extra
+
+
+@pytest.mark.parametrize("extra, words", [
+    ({}, "no 'training_dataset'"),
+    ({"training_dataset": ""}, "no 'training_dataset'"),
+    ({"validation_dataset": "gs://b/v.jsonl"}, "no 'training_dataset'"),
+    ({"training_dataset": "gs://b/t.jsonl", "epochs": 3}, "unknown key(s) ['epochs']"),
+])
+def test_a_bad_event_is_refused_naming_the_key(extra, words):
+    with pytest.raises(RunInputError, match=words.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        from_event(extra, FORM)
+
+
+def test_the_split_is_seeded_disjoint_and_keeps_every_example(tmp_path):
+    lines = [_example(i, ["billing", "shipping"][i % 2]) for i in range(50)]
+    lines += lines[:5]  # duplicates: they must stay on one side
+    source = _write(tmp_path / "train.jsonl", lines)
+    first = held_out_split(source, str(tmp_path / "a"))
+    again = held_out_split(source, str(tmp_path / "b"))
+    training = (tmp_path / "a" / "train.jsonl").read_text().splitlines()
+    validation = (tmp_path / "a" / "validation.jsonl").read_text().splitlines()
+    assert validation == (tmp_path / "b" / "validation.jsonl").read_text().splitlines()  # same seed, same split
+    assert not set(training) & set(validation)
+    assert set(training) | set(validation) == set(lines)
+    assert len(validation) == 5 and len(training) + len(validation) == 50 + sum(line in training for line in lines[:5])
+    assert first["split"] == again["split"] == {
+        "source": source, "seed": 0, "fraction": 0.1, "training_examples": len(training), "validation_examples": 5}
+    assert first["validation_dataset"] == str(tmp_path / "a" / "validation.jsonl")
+
+
+def test_examples_spelled_differently_are_the_same_example(tmp_path):
+    spaced = [json.dumps(json.loads(_example(i, "billing")), indent=None, separators=(", ", ": ")) for i in range(10)]
+    tight = [json.dumps(json.loads(_example(i, "billing")), separators=(",", ":")) for i in range(10)]
+    source = _write(tmp_path / "train.jsonl", spaced + tight)
+    held_out_split(source, str(tmp_path / "out"))
+    validation = {json.dumps(json.loads(line), sort_keys=True)
+                  for line in (tmp_path / "out" / "validation.jsonl").read_text().splitlines()}
+    training = {json.dumps(json.loads(line), sort_keys=True)
+                for line in (tmp_path / "out" / "train.jsonl").read_text().splitlines()}
+    assert validation and not validation & training
+
+
+def test_a_file_of_one_example_cannot_be_split(tmp_path):
+    source = _write(tmp_path / "train.jsonl", [_example(1, "billing")] * 3)
+    with pytest.raises(RunInputError, match="1 distinct example"):
+        held_out_split(source, str(tmp_path / "out"))
+
+
+def test_a_missing_training_file_is_named(tmp_path):
+    missing = str(tmp_path / "nowhere.jsonl")
+    with pytest.raises(DatasetInputError, match="nowhere.jsonl"):
+        check_readable(missing)
+    with pytest.raises(DatasetInputError, match="nowhere.jsonl"):
+        held_out_split(missing, str(tmp_path / "out"))
+
+
+def test_a_gs_training_file_is_split_into_gs_files_through_the_storage_connection(bucket):
+    """Read and written where the upload and validation tasks read: gs:// through GCSHook (the emulator)."""
+    source = bucket.upload("split/train.jsonl", "\n".join(_example(i, "billing") for i in range(20)) + "\n")
+    split = held_out_split(source, f"gs://{bucket.name}/split/run-1")
+    assert split["validation_dataset"] == f"gs://{bucket.name}/split/run-1/validation.jsonl"
+    assert len(bucket.download("split/run-1/validation.jsonl").decode().splitlines()) == 2
+    assert len(bucket.download("split/run-1/train.jsonl").decode().splitlines()) == 18

@@ -40,8 +40,10 @@ model you name.
 
 **Retraining.** The run also starts by itself when the `gemini_tuning_training_data` Asset gets
 an event: a new training file landed. Its extra must carry `training_dataset` and may carry
-`validation_dataset`, `smoke_test_prompts`, `task_type` and `tuned_model_display_name`; the
-form's sample files are never used then. Without a validation file, a seeded tenth of the
+`validation_dataset`, `smoke_test_prompts`, `task_type`, `tuned_model_display_name`,
+`allow_small_dataset`, `tune_from` (e.g. `incumbent`), `pre_tuned_model`, `smoke_test_count`,
+`require_better_than_base` and `require_approval` (the other settings keep the form's defaults,
+so successive runs are compared alike); the form's sample files are never used then. Without a validation file, a seeded tenth of the
 training file is held out for validation (no example on both sides; the split is in the run's
 summary); without prompts, the smoke test samples that held-out part. Set the environment
 variable `GEMINI_TUNING_RETRAIN_CRON` (a cron expression, UTC) where the DAG is parsed to also
@@ -247,7 +249,8 @@ def gemini_supervised_tuning():
         try:
             if dag_run.run_type == "scheduled" and event is None:
                 raise RunInputError(f"no event on {TRAINING_DATA.name} yet: there is no training file to retrain on")
-            settings = from_event(dict(event.extra), params) if event else {key: params[key] for key in EVENT_KEYS}
+            settings = (from_event(dict(event.extra), params, check=lambda key, value: PARAMS[key].resolve(value))
+                        if event else {key: params[key] for key in EVENT_KEYS})
             settings.update({key: absolute(settings[key], PROJECT_ROOT) for key in FILE_KEYS})
             check_readable(settings["training_dataset"])
             split = None
@@ -268,8 +271,8 @@ def gemini_supervised_tuning():
 
         published = newest(TUNED_MODEL)
         incumbent = incumbent_from_event(dict(published.extra) if published else None)
-        start_from = {"base_model": params["base_model"], "named_model": params["pre_tuned_model"],
-                      "incumbent": incumbent["model"] if incumbent else params["base_model"]}[params["tune_from"]]
+        start_from = {"base_model": params["base_model"], "named_model": settings["pre_tuned_model"],
+                      "incumbent": incumbent["model"] if incumbent else params["base_model"]}[settings["tune_from"]]
         if not start_from:
             raise AirflowFailException("'Tune from' is a named model, but 'Tuned model to continue' is empty")
         print(f"incumbent: {incumbent or 'none yet'}; tuning from {start_from}")
@@ -298,7 +301,8 @@ def gemini_supervised_tuning():
     )
 
     @task.branch
-    def recommend_config(report: dict, backend: str, price_table: str, task_type: str, params=None, ti=None) -> str:
+    def recommend_config(report: dict, backend: str, price_table: str, task_type: str, allow_small_dataset: bool,
+                         params=None, ti=None) -> str:
         """Google's recommended configuration and the cost estimate; branches on whether to tune."""
         from airflow.sdk.exceptions import AirflowFailException
         from gemini_tuning.estimate import estimate, load_price_table, over_budget
@@ -313,7 +317,7 @@ def gemini_supervised_tuning():
             epoch_sweep=params["epoch_sweep"],
             adapter_size=params["adapter_size"],
             learning_rate_multiplier=params["learning_rate_multiplier"],
-            allow_small_dataset=params["allow_small_dataset"],
+            allow_small_dataset=allow_small_dataset,
             warnings=[w["message"] for w in report.get("warnings", [])],
         )
         for reason in recommendation.reasons:
@@ -333,7 +337,8 @@ def gemini_supervised_tuning():
         return "tuning_configs" if recommendation.proceed else "not_enough_data"
 
     branch = recommend_config(
-        validate.output, BACKEND, "{{ var.value.get('gemini_tuning_price_table', '') }}", inputs["task_type"]
+        validate.output, BACKEND, "{{ var.value.get('gemini_tuning_price_table', '') }}", inputs["task_type"],
+        inputs["allow_small_dataset"],
     )
     recommendation = branch["recommendation"]
 
@@ -390,7 +395,7 @@ def gemini_supervised_tuning():
         tuning_job_name=champion["name"],
         prompts_file=inputs["smoke_test_prompts"],
         validation_dataset_uri=inputs["validation_dataset"],
-        max_prompts="{{ params.smoke_test_count }}",
+        max_prompts=inputs["smoke_test_count"],
         concurrency="{{ params.smoke_test_concurrency }}",
         temperature="{{ params.temperature }}",
         top_p="{{ params.top_p }}",
@@ -399,7 +404,7 @@ def gemini_supervised_tuning():
         compare_with_base_model=True,
         base_model="{{ params.base_model }}",
         incumbent_model=inputs["incumbent_endpoint"],
-        require_better_than_base="{{ params.require_better_than_base }}",
+        require_better_than_base=inputs["require_better_than_base"],
         results_uri=SMOKE_TEST_RESULTS,
         location="{{ params.region }}",
     )
@@ -423,7 +428,7 @@ def gemini_supervised_tuning():
     )
 
     @task.branch
-    def challenge_incumbent(smoke: dict, params=None, ti=None) -> str | list[str]:
+    def challenge_incumbent(smoke: dict, require_approval: bool, ti=None) -> str | list[str]:
         """The challenger against the incumbent on the same prompts: publish (perhaps after approval) or keep."""
         import json
 
@@ -435,13 +440,13 @@ def gemini_supervised_tuning():
         ti.xcom_push(key="verdict", value=decided)
         if decided["decision"] != PUBLISH:
             return "keep_incumbent"
-        if not params["require_approval"]:
+        if not require_approval:
             return "publish_tuned_model"
         examples = json.loads(read_text(smoke["results_uri"]))["examples"]
         ti.xcom_push(key="approval_body", value=approval_body(decided, examples))
         return ["approve_publish", "publish_tuned_model"]
 
-    decision = challenge_incumbent(smoke_test.output)
+    decision = challenge_incumbent(smoke_test.output, inputs["require_approval"])
 
     @task
     def keep_incumbent(decided: dict) -> dict:

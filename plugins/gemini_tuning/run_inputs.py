@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from gemini_tuning.dataset_checks.source import GCS_CONN_ID, read_text, readable_file, write_file
 
 FILE_KEYS = ("training_dataset", "validation_dataset", "smoke_test_prompts")
-# What an event's extra may carry; the rest of the form keeps its defaults.
-EVENT_KEYS = (*FILE_KEYS, "task_type", "tuned_model_display_name")
+# What an event's extra may carry: what the data is and how the run treats its model. The
+# hyperparameters and generation settings keep the form's defaults, so successive retraining
+# runs are compared under the same settings.
+EVENT_KEYS = (
+    *FILE_KEYS, "task_type", "tuned_model_display_name", "allow_small_dataset", "tune_from", "pre_tuned_model",
+    "smoke_test_count", "require_better_than_base", "require_approval",
+)
 HELD_OUT_FRACTION = 0.1
 # Vertex takes at most 5,000 validation examples.
 MAX_HELD_OUT = 5000
@@ -30,10 +35,12 @@ class RunInputError(ValueError):
     """The run cannot start from these inputs; the message names the key or file."""
 
 
-def from_event(extra: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+def from_event(extra: dict[str, Any], defaults: dict[str, Any],
+               check: Callable[[str, Any], Any] = lambda key, value: value) -> dict[str, Any]:
     """
     The run's settings from an event's extra: the files it names (and only those), the other
-    settings it carries over the form's defaults.
+    settings it carries over the form's defaults. ``check(key, value)`` validates a value as the
+    form would (ValueError otherwise).
     """
     unknown = sorted(set(extra) - set(EVENT_KEYS))
     if unknown:
@@ -44,7 +51,13 @@ def from_event(extra: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any
         )
     settings = {key: defaults[key] for key in EVENT_KEYS if key not in FILE_KEYS}
     settings.update({key: None for key in FILE_KEYS})
-    settings.update({key: value for key, value in extra.items() if value not in (None, "")})
+    for key, value in extra.items():
+        if value in (None, ""):
+            continue
+        try:
+            settings[key] = check(key, value)
+        except ValueError as error:
+            raise RunInputError(f"the event's extra has a bad {key!r}: {str(error).splitlines()[0]}") from None
     return settings
 
 

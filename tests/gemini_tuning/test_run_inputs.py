@@ -11,7 +11,11 @@ from gemini_tuning.run_inputs import EVENT_KEYS, RunInputError, check_readable, 
 
 FORM = {"training_dataset": "sample/train.jsonl", "validation_dataset": "sample/validation.jsonl",
         "smoke_test_prompts": "sample/heldout.jsonl", "task_type": "classification",
-        "tuned_model_display_name": "support-ticket-router"}
+        "tuned_model_display_name": "support-ticket-router", "allow_small_dataset": False,
+        "tune_from": "base_model", "pre_tuned_model": None, "smoke_test_count": 50,
+        "require_better_than_base": True, "require_approval": False, "epoch_count": None}
+NOT_FILES = {key: FORM[key] for key in EVENT_KEYS if key not in ("training_dataset", "validation_dataset",
+                                                                 "smoke_test_prompts")}
 
 
 def _example(index: int, label: str) -> str:
@@ -27,8 +31,7 @@ def _write(path, lines):
 def test_an_event_with_only_the_training_file_never_gets_the_forms_sample_files():
     settings = from_event({"training_dataset": "gs://b/new.jsonl"}, FORM)
     assert settings == {"training_dataset": "gs://b/new.jsonl", "validation_dataset": None,
-                        "smoke_test_prompts": None, "task_type": "classification",
-                        "tuned_model_display_name": "support-ticket-router"}
+                        "smoke_test_prompts": None, **NOT_FILES}
 
 
 def test_what_the_event_carries_replaces_the_form():
@@ -40,11 +43,22 @@ def test_what_the_event_carries_replaces_the_form():
     ({}, "no 'training_dataset'"),
     ({"training_dataset": ""}, "no 'training_dataset'"),
     ({"validation_dataset": "gs://b/v.jsonl"}, "no 'training_dataset'"),
-    ({"training_dataset": "gs://b/t.jsonl", "epochs": 3}, "unknown key(s) ['epochs']"),
+    ({"training_dataset": "gs://b/t.jsonl", "epoch_count": 3}, "unknown key(s) ['epoch_count']"),
 ])
 def test_a_bad_event_is_refused_naming_the_key(extra, words):
     with pytest.raises(RunInputError, match=words.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         from_event(extra, FORM)
+
+
+def test_an_event_value_is_checked_as_the_form_would_and_named():
+    def check(key, value):
+        if key == "smoke_test_count" and not isinstance(value, int):
+            raise ValueError(f"{value!r} is not of type 'integer'")
+        return value
+
+    assert from_event({"training_dataset": "t", "smoke_test_count": 5}, FORM, check)["smoke_test_count"] == 5
+    with pytest.raises(RunInputError, match="bad 'smoke_test_count': 'many' is not of type 'integer'"):
+        from_event({"training_dataset": "t", "smoke_test_count": "many"}, FORM, check)
 
 
 def test_the_split_is_seeded_disjoint_and_keeps_every_example(tmp_path):

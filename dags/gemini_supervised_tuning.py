@@ -238,17 +238,15 @@ def gemini_supervised_tuning():
         from gemini_tuning.incumbent import incumbent_from_event
         from gemini_tuning.prompts import load_smoke_prompts
         from gemini_tuning.run_inputs import (
-            EVENT_KEYS, FILE_KEYS, RunInputError, absolute, check_readable, from_event, held_out_split,
+            EVENT_KEYS, FILE_KEYS, RunInputError, absolute, check_readable, from_event, held_out_split, training_event,
         )
 
         def newest(asset: Asset):
             return next(iter(inlet_events[asset].ascending(False).limit(1)), None)
 
-        events = (triggering_asset_events or {}).get(TRAINING_DATA) or []
-        event = events[-1] if events else newest(TRAINING_DATA) if dag_run.run_type == "scheduled" else None
         try:
-            if dag_run.run_type == "scheduled" and event is None:
-                raise RunInputError(f"no event on {TRAINING_DATA.name} yet: there is no training file to retrain on")
+            event = training_event(dag_run.run_type, (triggering_asset_events or {}).get(TRAINING_DATA) or [],
+                                   lambda: newest(TRAINING_DATA), TRAINING_DATA.name)
             settings = (from_event(dict(event.extra), params, check=lambda key, value: PARAMS[key].resolve(value))
                         if event else {key: params[key] for key in EVENT_KEYS})
             settings.update({key: absolute(settings[key], PROJECT_ROOT) for key in FILE_KEYS})

@@ -35,6 +35,21 @@ class RunInputError(ValueError):
     """The run cannot start from these inputs; the message names the key or file."""
 
 
+def training_event(run_type: str, triggering: Sequence[Any], newest: Callable[[], Any], asset_name: str) -> Any:
+    """
+    The event a run retrains on: the newest that triggered it; for a run of the time schedule
+    (no triggering event) the newest the Asset has seen; for a run from the form, none.
+    """
+    if triggering:
+        return triggering[-1]
+    if run_type != "scheduled":
+        return None
+    event = newest()
+    if event is None:
+        raise RunInputError(f"no event on {asset_name} yet: there is no training file to retrain on")
+    return event
+
+
 def from_event(extra: dict[str, Any], defaults: dict[str, Any],
                check: Callable[[str, Any], Any] = lambda key, value: value) -> dict[str, Any]:
     """

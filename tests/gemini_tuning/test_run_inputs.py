@@ -7,7 +7,9 @@ import json
 import pytest
 
 from gemini_tuning.dataset_checks.source import DatasetInputError
-from gemini_tuning.run_inputs import EVENT_KEYS, RunInputError, check_readable, from_event, held_out_split
+from gemini_tuning.run_inputs import (
+    EVENT_KEYS, RunInputError, check_readable, from_event, held_out_split, training_event,
+)
 
 FORM = {"training_dataset": "sample/train.jsonl", "validation_dataset": "sample/validation.jsonl",
         "smoke_test_prompts": "sample/heldout.jsonl", "task_type": "classification",
@@ -111,3 +113,14 @@ def test_a_gs_training_file_is_split_into_gs_files_through_the_storage_connectio
     assert split["validation_dataset"] == f"gs://{bucket.name}/split/run-1/validation.jsonl"
     assert len(bucket.download("split/run-1/validation.jsonl").decode().splitlines()) == 2
     assert len(bucket.download("split/run-1/train.jsonl").decode().splitlines()) == 18
+
+
+def test_a_run_retrains_on_its_triggering_event_or_for_the_time_schedule_on_the_newest_seen():
+    def newest():
+        return "newest"
+
+    assert training_event("asset_triggered", ["older", "newer"], newest, "data") == "newer"
+    assert training_event("scheduled", [], newest, "data") == "newest"
+    assert training_event("manual", [], newest, "data") is None  # the form's values
+    with pytest.raises(RunInputError, match="no event on data yet"):
+        training_event("scheduled", [], lambda: None, "data")

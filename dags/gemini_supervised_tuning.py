@@ -400,7 +400,6 @@ def gemini_supervised_tuning():
         top_k="{{ params.top_k }}",
         max_output_tokens="{{ params.max_output_tokens }}",
         compare_with_base_model=True,
-        base_model="{{ params.base_model }}",
         incumbent_model=inputs["incumbent_endpoint"],
         require_better_than_base=inputs["require_better_than_base"],
         results_uri=SMOKE_TEST_RESULTS,

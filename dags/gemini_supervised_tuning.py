@@ -54,6 +54,7 @@ retrain on that schedule, on the newest file the Asset has announced. The backen
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pendulum
@@ -84,8 +85,9 @@ DATA, MODEL, SMOKE_TEST, GUARDS = "Data", "Model and hyperparameters", "Smoke te
 # DAG is parsed (an environment setting, not a Variable: no database call at every parse).
 RETRAIN_CRON_ENV = "GEMINI_TUNING_RETRAIN_CRON"
 TUNE_FROM = ("base_model", "incumbent", "named_model")
-# How long an approval request waits for a person before it counts as rejected.
-APPROVAL_TIMEOUT = pendulum.duration(days=7)
+# How long an approval request waits for a person before it counts as rejected (a plain
+# timedelta: the task reports it to the API server, which cannot serialize pendulum's Duration).
+APPROVAL_TIMEOUT = timedelta(days=7)
 
 # Where datasets are uploaded and runs archived: Airflow Variables (or AIRFLOW_VAR_* environment
 # variables), read when a task runs, with defaults that suit the local backend.

@@ -43,9 +43,10 @@ an event: a new training file landed. Its extra must carry `training_dataset` an
 `validation_dataset`, `smoke_test_prompts`, `task_type`, `tuned_model_display_name`,
 `allow_small_dataset`, `tune_from` (e.g. `incumbent`), `pre_tuned_model`, `smoke_test_count`,
 `require_better_than_base` and `require_approval` (the other settings keep the form's defaults,
-so successive runs are compared alike); the form's sample files are never used then. Without a validation file, a seeded tenth of the
-training file is held out for validation (no example on both sides; the split is in the run's
-summary); without prompts, the smoke test samples that held-out part. Set the environment
+so successive runs are compared alike); the form's sample files are never used then. Without
+a validation file, a seeded tenth of the training file is held out for validation (no example
+on both sides; the split is in the run's summary); without prompts, the smoke test samples that
+held-out part. Set the environment
 variable `GEMINI_TUNING_RETRAIN_CRON` (a cron expression, UTC) where the DAG is parsed to also
 retrain on that schedule, on the newest file the Asset has announced. The backend is the
 `gemini_tuning_default` connection: Vertex AI, or the project's local Vertex service.
@@ -240,7 +241,8 @@ def gemini_supervised_tuning():
         from gemini_tuning.incumbent import incumbent_from_event
         from gemini_tuning.prompts import load_smoke_prompts
         from gemini_tuning.run_inputs import (
-            EVENT_KEYS, FILE_KEYS, RunInputError, absolute, check_readable, from_event, held_out_split, training_event,
+            EVENT_KEYS, FILE_KEYS, RunInputError, absolute, check_readable, from_event, held_out_split, starting_model,
+            training_event,
         )
 
         def newest(asset: Asset):
@@ -256,7 +258,7 @@ def gemini_supervised_tuning():
             split = None
             if event and not settings["validation_dataset"]:
                 split = held_out_split(settings["training_dataset"], split_destination)
-                settings.update(training_dataset=split["training_dataset"], validation_dataset=split["validation_dataset"])
+                settings.update({key: split[key] for key in ("training_dataset", "validation_dataset")})
                 print(f"held out for validation: {split['split']}")
             prompts = load_smoke_prompts(
                 prompts_file=settings["smoke_test_prompts"], validation_dataset_uri=settings["validation_dataset"]
@@ -271,10 +273,11 @@ def gemini_supervised_tuning():
 
         published = newest(TUNED_MODEL)
         incumbent = incumbent_from_event(dict(published.extra) if published else None)
-        start_from = {"base_model": params["base_model"], "named_model": settings["pre_tuned_model"],
-                      "incumbent": incumbent["model"] if incumbent else params["base_model"]}[settings["tune_from"]]
-        if not start_from:
-            raise AirflowFailException("'Tune from' is a named model, but 'Tuned model to continue' is empty")
+        try:
+            start_from = starting_model(settings["tune_from"], params["base_model"], settings["pre_tuned_model"],
+                                        incumbent)
+        except RunInputError as error:
+            raise AirflowFailException(f"Nothing was started: {error}") from None
         print(f"incumbent: {incumbent or 'none yet'}; tuning from {start_from}")
         return {**settings, "split": split and split["split"], "incumbent": incumbent,
                 "incumbent_endpoint": incumbent and incumbent["endpoint"], "tune_from_model": start_from}

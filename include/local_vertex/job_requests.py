@@ -20,8 +20,8 @@ from plugins.gemini_tuning.models import ADAPTER_SIZES, TuningRequestError, chec
 
 MAX_EPOCHS = 100
 
-_CREATE_FIELDS = {"baseModel", "preTunedModel", "tunedModelDisplayName", "description", "labels", "supervisedTuningSpec",
-                  "serviceAccount", "encryptionSpec"}
+_CREATE_FIELDS = {"baseModel", "preTunedModel", "tunedModelDisplayName", "description", "labels",
+                  "supervisedTuningSpec", "serviceAccount", "encryptionSpec"}
 _SPEC_FIELDS = {"trainingDatasetUri", "validationDatasetUri", "hyperParameters", "exportLastCheckpointOnly"}
 _HYPER_FIELDS = {"epochCount", "adapterSize", "learningRateMultiplier"}
 _PRE_TUNED_FIELDS = {"tunedModelName", "checkpointId"}
@@ -106,7 +106,7 @@ def _source_model(body: dict) -> dict:
         checkpoint = pre_tuned.get("checkpointId")
         if checkpoint is not None and (not isinstance(checkpoint, str) or not checkpoint):
             raise invalid_argument(f"preTunedModel.checkpointId must be a non-empty string, got {checkpoint!r}")
-        return {"preTunedModel": {key: pre_tuned[key] for key in ("tunedModelName", "checkpointId") if key in pre_tuned}}
+        return {"preTunedModel": {key: pre_tuned[key] for key in _PRE_TUNED_FIELDS & set(pre_tuned)}}
     base_model = body.get("baseModel")
     if not isinstance(base_model, str) or not base_model:
         raise invalid_argument("baseModel is required (for example \"gemini-2.5-flash\"), or preTunedModel")

@@ -221,7 +221,8 @@ class JobRun:
             learning_rate_multiplier=float(hyper["learningRateMultiplier"]),
             checkpoint_interval_s=self.config.checkpoint_interval_s,
             batch_size=schedule.batch_size,
-            initial_adapter=Path(record.internal["sourceAdapterDir"]) if "sourceAdapterDir" in record.internal else None,
+            initial_adapter=(Path(record.internal["sourceAdapterDir"]) if "sourceAdapterDir" in record.internal
+                             else None),
         )
 
     def _cancelled_or_interrupted_before_training(self) -> bool:

@@ -76,6 +76,20 @@ def from_event(extra: dict[str, Any], defaults: dict[str, Any],
     return settings
 
 
+def starting_model(tune_from: str, base_model: str, named_model: str | None, incumbent: dict | None) -> str:
+    """What the job tunes: the base model, the incumbent (the base model while there is none) or a named model."""
+    if tune_from == "base_model" or (tune_from == "incumbent" and incumbent is None):
+        return base_model
+    if tune_from == "incumbent":
+        if not incumbent.get("model"):
+            raise RunInputError(f"the incumbent {incumbent['endpoint']} was published without its model's name, "
+                                "so it cannot be continued: tune from the base model or name the model")
+        return incumbent["model"]
+    if not named_model:
+        raise RunInputError("tune_from is named_model, but pre_tuned_model is empty")
+    return named_model
+
+
 def absolute(location: str | None, root: Path) -> str | None:
     """A path relative to the project made absolute, so the sample data works from any folder."""
     if location and "://" not in location and not Path(location).is_absolute():

@@ -8,7 +8,7 @@ import pytest
 
 from gemini_tuning.dataset_checks.source import DatasetInputError
 from gemini_tuning.run_inputs import (
-    EVENT_KEYS, RunInputError, check_readable, from_event, held_out_split, training_event,
+    EVENT_KEYS, RunInputError, check_readable, from_event, held_out_split, starting_model, training_event,
 )
 
 FORM = {"training_dataset": "sample/train.jsonl", "validation_dataset": "sample/validation.jsonl",
@@ -124,3 +124,15 @@ def test_a_run_retrains_on_its_triggering_event_or_for_the_time_schedule_on_the_
     assert training_event("manual", [], newest, "data") is None  # the form's values
     with pytest.raises(RunInputError, match="no event on data yet"):
         training_event("scheduled", [], lambda: None, "data")
+
+
+def test_the_job_starts_from_the_base_the_incumbent_or_a_named_model():
+    incumbent = {"model": "projects/p/locations/l/models/1@2", "endpoint": "projects/p/locations/l/endpoints/3"}
+    assert starting_model("base_model", "gemini-2.5-flash", None, incumbent) == "gemini-2.5-flash"
+    assert starting_model("incumbent", "gemini-2.5-flash", None, incumbent) == incumbent["model"]
+    assert starting_model("incumbent", "gemini-2.5-flash", None, None) == "gemini-2.5-flash"  # the first run
+    assert starting_model("named_model", "gemini-2.5-flash", "projects/p/locations/l/models/9", None).endswith("/9")
+    with pytest.raises(RunInputError, match="pre_tuned_model is empty"):
+        starting_model("named_model", "gemini-2.5-flash", None, incumbent)
+    with pytest.raises(RunInputError, match="without its model's name"):
+        starting_model("incumbent", "gemini-2.5-flash", None, {**incumbent, "model": None})

@@ -216,7 +216,8 @@ class SmokeTestOperator(GenAITuningBaseOperator):
         if not tuned_model:
             raise ValueError("Give tuning_job_name (a succeeded job) or model: there is no model to test")
         # A continued job names its model's base under preTunedModel instead of baseModel.
-        base_model = self.base_model or (job and (job.base_model or (job.pre_tuned_model and job.pre_tuned_model.base_model)))
+        pre_tuned = job and job.pre_tuned_model
+        base_model = self.base_model or (job and (job.base_model or (pre_tuned and pre_tuned.base_model)))
         return tuned_model, base_model if self.compare_with_base_model else None
 
     def _generation_config(self) -> dict[str, Any]:

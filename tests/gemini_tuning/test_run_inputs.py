@@ -136,3 +136,8 @@ def test_the_job_starts_from_the_base_the_incumbent_or_a_named_model():
         starting_model("named_model", "gemini-2.5-flash", None, incumbent)
     with pytest.raises(RunInputError, match="without its model's name"):
         starting_model("incumbent", "gemini-2.5-flash", None, {**incumbent, "model": None})
+
+
+def test_a_missing_gs_training_file_is_named(bucket):
+    with pytest.raises(DatasetInputError, match=f"gs://{bucket.name}/nowhere.jsonl"):
+        check_readable(f"gs://{bucket.name}/nowhere.jsonl")

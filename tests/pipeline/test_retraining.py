@@ -123,31 +123,40 @@ def first_run(airflow, local_vertex, tmp_path_factory):
     return run_id, run, landed
 
 
-def _approve(airflow, run_id: str, option: str) -> str:
-    """Answer the run's approval request as a person would; returns the request's body."""
+def _answer_approvals(airflow, run_id: str, option: str) -> tuple[str, dict]:
+    """Answer the run's approval requests as a person would, until the run ends.
+
+    Under load, Airflow 3.3 can lose the resumed task's report and retry the task, which asks
+    again (a new try): the person answers that one too. Returns the first request's body and the run.
+    """
+    bodies = []
+    path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approve_publish"
     with airflow.client() as client:
         deadline = time.monotonic() + 900
-        path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approve_publish"
-        while client.get(path).json().get("state") != "awaiting_input":
-            assert time.monotonic() < deadline, f"no approval was asked: {_log_hint(airflow)}"
+        while client.get(f"/dags/{DAG_ID}/dagRuns/{run_id}").json()["state"] not in ("success", "failed"):
+            assert time.monotonic() < deadline, f"the run did not end: {_log_hint(airflow)}"
+            if client.get(path).json().get("state") == "awaiting_input":
+                bodies.append(client.get(f"{path}/-1/hitlDetails").json()["body"])
+                client.patch(f"{path}/-1/hitlDetails", json={"chosen_options": [option]}).raise_for_status()
             time.sleep(3)
-        body = client.get(f"{path}/-1/hitlDetails").json()["body"]
-        client.patch(f"{path}/-1/hitlDetails", json={"chosen_options": [option]}).raise_for_status()
-    return body
+    assert bodies, "no approval was asked"
+    print(f"\napproval asked {len(bodies)} time(s)")
+    return bodies[0], airflow.wait_for_run(DAG_ID, run_id, timeout=60)
 
 
 def test_an_event_with_only_the_training_file_tunes_on_that_file_and_a_held_out_part_of_it(
         airflow, local_vertex, first_run):
     run_id, run, landed = first_run
     # The form's default smoke test (50 prompts, no empty answer allowed) is more than the tiny
-    # test model passes: the run ends there, after tuning, with nothing published.
+    # test model reliably passes: the run either publishes, or fails there alone and publishes nothing.
     failed = {task for task, state in run["task_states"].items() if state == "failed"}
-    assert (run["state"], failed) == ("failed", {"smoke_test"}), f"{run['task_states']}: {_log_hint(airflow)}"
-    assert run["task_states"]["publish_tuned_model"] == "upstream_failed"
+    published = run["task_states"]["publish_tuned_model"] == "success"
+    assert (run["state"], failed, published) in (("success", set(), True), ("failed", {"smoke_test"}, False)), (
+        f"{run['task_states']}: {_log_hint(airflow)}")
     with airflow.client() as client:
         job = _job(local_vertex, client, run_id)
         split = _xcom(client, run_id, "resolve_inputs", "split")
-        assert _current_model(client) is None
+        assert (_current_model(client) is not None) == published
     spec = job["supervisedTuningSpec"]
     trained_on, validated_on = _read(local_vertex, spec["trainingDatasetUri"]), _read(local_vertex, spec["validationDatasetUri"])
     assert set(trained_on) | set(validated_on) == set(landed) and not set(trained_on) & set(validated_on)
@@ -164,11 +173,11 @@ def test_a_second_event_continues_the_first_model_as_its_next_version_and_approv
     first_id, _, _ = first_run
     with airflow.client() as client:
         first_job = _job(local_vertex, client, first_id)
+        incumbent = _current_model(client)
     model, version = first_job["tunedModel"]["model"].split("@")
     run_id = _retrain(airflow, tmp_path, _new_examples(60, "second"), "second",
                       {**SMALL, "tune_from": "named_model", "pre_tuned_model": model, "require_approval": True})
-    body = _approve(airflow, run_id, "Approve")
-    run = airflow.wait_for_run(DAG_ID, run_id, timeout=300)
+    body, run = _answer_approvals(airflow, run_id, "Approve")
     assert run["state"] == "success", f"{run['task_states']}: {_log_hint(airflow)}"
     with airflow.client() as client:
         job = _job(local_vertex, client, run_id)
@@ -181,7 +190,7 @@ def test_a_second_event_continues_the_first_model_as_its_next_version_and_approv
     fresh, left_off = first_losses[0], first_losses[-1]
     print(f"\nfirst training loss: fresh {fresh:.3f}, continued {continued:.3f} (the first model ended at {left_off:.3f})")
     assert continued < (fresh + left_off) / 2  # it starts nearer where the model left off than from scratch
-    assert "**Challenger**" in body and "**Incumbent** `none`" in body  # nothing was published before
+    assert "**Challenger**" in body and f"**Incumbent** `{incumbent['endpoint'] if incumbent else 'none'}`" in body
     assert "**Base model**: n/a" not in body  # a continued job's base model is asked too
 
 
@@ -190,8 +199,7 @@ def test_a_rejected_challenger_is_not_published_and_the_incumbent_stays_current(
         incumbent = _current_model(client)
     run_id = _retrain(airflow, tmp_path, _new_examples(40, "third"), "third",
                       {**SMALL, "tune_from": "incumbent", "require_approval": True})
-    body = _approve(airflow, run_id, "Reject")
-    run = airflow.wait_for_run(DAG_ID, run_id, timeout=300)
+    body, run = _answer_approvals(airflow, run_id, "Reject")
     with airflow.client() as client:
         said = _xcom(client, run_id, "outcome")
         current = _current_model(client)
@@ -257,8 +265,8 @@ def test_an_event_naming_a_missing_file_fails_at_once_naming_it_and_creates_noth
     run = airflow.wait_for_run(DAG_ID, run_id, timeout=300)
     with airflow.client() as client:
         ti = client.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/resolve_inputs").json()
-        log = client.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/resolve_inputs/logs/1",
-                         headers={"Accept": "application/json"}).text
+    logs = airflow.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / "task_id=resolve_inputs"
+    log = "\n".join(path.read_text(errors="replace") for path in logs.glob("*.log"))
     assert run["state"] == "failed" and ti["state"] == "failed" and ti["try_number"] == 1
     assert f"gs://{BUCKET}/missing.jsonl" in log and "Nothing was started" in log
     assert {state for task, state in run["task_states"].items() if task != "resolve_inputs"} <= {

@@ -25,6 +25,8 @@ EVENT_KEYS = (
     *FILE_KEYS, "task_type", "tuned_model_display_name", "allow_small_dataset", "tune_from", "pre_tuned_model",
     "smoke_test_count", "require_better_than_base", "require_approval",
 )
+# What Airflow itself adds to an event's extra (an event posted through its REST API).
+AIRFLOW_KEYS = ("from_rest_api",)
 HELD_OUT_FRACTION = 0.1
 # Vertex takes at most 5,000 validation examples.
 MAX_HELD_OUT = 5000
@@ -57,6 +59,7 @@ def from_event(extra: dict[str, Any], defaults: dict[str, Any],
     settings it carries over the form's defaults. ``check(key, value)`` validates a value as the
     form would (ValueError otherwise).
     """
+    extra = {key: value for key, value in extra.items() if key not in AIRFLOW_KEYS}
     unknown = sorted(set(extra) - set(EVENT_KEYS))
     if unknown:
         raise RunInputError(f"the event's extra has unknown key(s) {unknown}: it may carry {list(EVENT_KEYS)}")

@@ -36,6 +36,11 @@ def test_an_event_with_only_the_training_file_never_gets_the_forms_sample_files(
                         "smoke_test_prompts": None, **NOT_FILES}
 
 
+def test_an_event_posted_through_the_rest_api_is_accepted():
+    settings = from_event({"training_dataset": "gs://b/new.jsonl", "from_rest_api": True}, FORM)
+    assert settings["training_dataset"] == "gs://b/new.jsonl" and "from_rest_api" not in settings
+
+
 def test_what_the_event_carries_replaces_the_form():
     extra = {key: f"from-event-{key}" for key in EVENT_KEYS}
     assert from_event(extra, FORM) == extra

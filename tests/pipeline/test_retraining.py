@@ -268,7 +268,9 @@ def test_an_event_naming_a_missing_file_fails_at_once_naming_it_and_creates_noth
     logs = airflow.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / "task_id=resolve_inputs"
     log = "\n".join(path.read_text(errors="replace") for path in logs.glob("*.log"))
     assert run["state"] == "failed" and ti["state"] == "failed" and ti["try_number"] == 1
-    assert f"gs://{BUCKET}/missing.jsonl" in log and "Nothing was started" in log
+    errors = [detail["exc_value"] for line in log.splitlines() if '"error_detail"' in line
+              for detail in json.loads(line)["error_detail"]]
+    assert any(f"gs://{BUCKET}/missing.jsonl" in error and "Nothing was started" in error for error in errors), errors
     assert {state for task, state in run["task_states"].items() if task != "resolve_inputs"} <= {
         "upstream_failed", "skipped", None}
     with local_vertex.http() as http:

@@ -26,25 +26,48 @@ with the checks around it that a scheduled job needs:
 5. **smoke_test**: the tuned model answers held-out prompts, and so does the base model; with the
    *quality gate* on, the run fails when the tuned model scores below the base model.
 6. **archive_metrics**: loss and accuracy curves, the metrics as Parquet and CSV, and a summary.
-7. **publish_tuned_model**: an Asset event (`gemini_tuned_model`) with the endpoint and metrics,
-   for the pipelines that use the model.
+7. **challenge_incumbent**: the model in use now (the *incumbent*, the last one this pipeline
+   published) answered the same prompts with the same settings. The new model is published only
+   when it scores at least as well; otherwise **keep_incumbent** ends the run with both scores.
+   With *Require approval* on, **approve_publish** asks a person first (Browse → Required
+   Actions), showing the three scores and a few answers side by side.
+8. **publish_tuned_model**: an Asset event (`gemini_tuned_model`) with the model, its endpoint and
+   metrics, for the pipelines that use it. The newest such event is the record of the current
+   model: the next run compares with it, and can continue tuning from it. **outcome** says what
+   the run did: published, incumbent kept, or rejected.
 
-The smoke-test prompts are loaded by **resolve_inputs**, first: a prompts file that cannot be read
-fails the run before anything is paid for. The run as a whole times out after 30 hours (the wait
-for a job gives up after 24), and the epoch sweep holds at most 8 entries.
+The inputs are settled by **resolve_inputs**, first: a training or prompts file that cannot be
+read fails the run before anything is paid for. The run as a whole times out after 30 hours
+(the wait for a job gives up after 24), and the epoch sweep holds at most 8 entries.
 
-The run also starts by itself when the `gemini_tuning_training_data` Asset gets an event (a new
-training file landed; put its URI in the event's extra as `training_dataset`). The backend is
-the `gemini_tuning_default` connection: Vertex AI, or the project's local Vertex service.
+*Tune from* chooses what the job starts from: the base model, the incumbent (continuous tuning:
+the result is the incumbent's next version; the base model when there is none yet), or a tuned
+model you name.
+
+**Retraining.** The run also starts by itself when the `gemini_tuning_training_data` Asset gets
+an event: a new training file landed. Its extra must carry `training_dataset` and may carry
+`validation_dataset`, `smoke_test_prompts`, `task_type`, `tuned_model_display_name`,
+`allow_small_dataset`, `tune_from` (e.g. `incumbent`), `pre_tuned_model`, `smoke_test_count`,
+`require_better_than_base` and `require_approval` (the other settings keep the form's defaults,
+so successive runs are compared alike); the form's sample files are never used then. Without
+a validation file, a seeded tenth of the training file is held out for validation (no example
+on both sides; the split is in the run's summary); without prompts, the smoke test samples that
+held-out part. Set the environment
+variable `GEMINI_TUNING_RETRAIN_CRON` (a cron expression, UTC) where the DAG is parsed to also
+retrain on that schedule, on the newest file the Asset has announced. The backend is the
+`gemini_tuning_default` connection: Vertex AI, or the project's local Vertex service.
 """
 
 from __future__ import annotations
 
+import os
+from datetime import timedelta
 from pathlib import Path
 
 import pendulum
 
-from airflow.sdk import Asset, Param, chain, dag, task
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, chain, dag, task
 from gemini_tuning.callbacks import cancel_tuning_jobs_of_run
 from gemini_tuning.models import ADAPTER_SIZES, DEFAULT_BASE_MODEL, SUGGESTED_BASE_MODELS
 from gemini_tuning.operators.archive_metrics import ArchiveTuningMetricsOperator
@@ -69,6 +92,13 @@ MAX_ACTIVE_RUNS = 4
 JOB_TIMEOUT = pendulum.duration(hours=24)
 RUN_TIMEOUT = pendulum.duration(hours=30)
 DATA, MODEL, SMOKE_TEST, GUARDS = "Data", "Model and hyperparameters", "Smoke test", "Guards"
+# Retraining on a time schedule as well as on new data: a cron expression (UTC), read when the
+# DAG is parsed (an environment setting, not a Variable: no database call at every parse).
+RETRAIN_CRON_ENV = "GEMINI_TUNING_RETRAIN_CRON"
+TUNE_FROM = ("base_model", "incumbent", "named_model")
+# How long an approval request waits for a person before it counts as rejected (a plain
+# timedelta: the task reports it to the API server, which cannot serialize pendulum's Duration).
+APPROVAL_TIMEOUT = timedelta(days=7)
 
 # Where datasets are uploaded and runs archived: Airflow Variables (or AIRFLOW_VAR_* environment
 # variables), read when a task runs, with defaults that suit the local backend.
@@ -88,6 +118,19 @@ PARAMS = {
         DEFAULT_BASE_MODEL, type="string", minLength=1, examples=list(SUGGESTED_BASE_MODELS), title="Base model",
         description="The Gemini model to tune: one of the suggestions (the models that support "
         "supervised tuning) or any other model name.", section=MODEL,
+    ),
+    "tune_from": Param(
+        "base_model", type="string", enum=list(TUNE_FROM), title="Tune from",
+        values_display={"base_model": "The base model", "incumbent": "The incumbent (continue tuning the model in use)",
+                        "named_model": "A tuned model named below"},
+        description="Where the job starts: the base model, the model this pipeline published last "
+        "(its next version; the base model when none is published yet), or the tuned model named below.",
+        section=MODEL,
+    ),
+    "pre_tuned_model": Param(
+        None, type=["null", "string"], title="Tuned model to continue",
+        description="With 'A tuned model named below': projects/P/locations/L/models/ID (or ID@VERSION).",
+        section=MODEL,
     ),
     "region": Param(
         None, type=["null", "string"], title="Region",
@@ -167,6 +210,11 @@ PARAMS = {
         description="Fail the run when the tuned model scores below the base model on the smoke test.",
         section=GUARDS,
     ),
+    "require_approval": Param(
+        False, type="boolean", title="Require approval",
+        description="Ask a person to approve (Browse → Required Actions) before a new model is published.",
+        section=GUARDS,
+    ),
     "max_cost_usd": Param(
         None, type=["null", "number"], minimum=0, title="Max cost (USD)",
         description="Stop before creating any job when the estimated tuning cost is above this. "
@@ -179,9 +227,17 @@ def _job_name(job: dict) -> str:
     return job["name"]
 
 
+def _schedule():
+    """The training-data Asset, or with a cron expression in the environment, that Asset or the time."""
+    cron = os.environ.get(RETRAIN_CRON_ENV, "").strip()
+    if not cron:
+        return [TRAINING_DATA]
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=[TRAINING_DATA])
+
+
 @dag(
     dag_id="gemini_supervised_tuning",
-    schedule=[TRAINING_DATA],
+    schedule=_schedule(),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     doc_md=__doc__,
@@ -194,39 +250,67 @@ def _job_name(job: dict) -> str:
     on_failure_callback=cancel_tuning_jobs_of_run,
 )
 def gemini_supervised_tuning():
-    @task(multiple_outputs=True)
-    def resolve_inputs(params=None, triggering_asset_events=None) -> dict:
-        """The files of this run, from the triggering Asset event if any, else from the form; prompts checked.
+    @task(multiple_outputs=True, inlets=[TRAINING_DATA, TUNED_MODEL])
+    def resolve_inputs(split_destination: str, params=None, triggering_asset_events=None, inlet_events=None,
+                       dag_run=None) -> dict:
+        """The run's data, prompts and starting model: from the training-data event if any, else the form.
 
-        Relative paths are relative to the project, so the sample data works from any folder. The
-        smoke-test prompts are loaded here, before any job is paid for; a bad file fails for good.
+        A run started by the schedule takes the newest event the Asset has seen. Every file is
+        checked here, before any job is paid for; a bad input fails for good, naming the key or file.
         """
         from airflow.sdk.exceptions import AirflowFailException
         from gemini_tuning.dataset_checks.source import DatasetInputError
+        from gemini_tuning.incumbent import incumbent_from_event
         from gemini_tuning.prompts import load_smoke_prompts
+        from gemini_tuning.run_inputs import (
+            EVENT_KEYS, FILE_KEYS, RunInputError, absolute, check_readable, from_event, held_out_split, starting_model,
+            training_event,
+        )
 
-        files = {key: params[key] for key in ("training_dataset", "validation_dataset", "smoke_test_prompts")}
-        for event in (triggering_asset_events or {}).get(TRAINING_DATA, []):
-            files.update({key: event.extra[key] for key in files if event.extra.get(key)})
-        for key, value in files.items():
-            if value and "://" not in value and not Path(value).is_absolute():
-                files[key] = str(PROJECT_ROOT / value)
+        def newest(asset: Asset):
+            return next(iter(inlet_events[asset].ascending(False).limit(1)), None)
+
         try:
+            event = training_event(dag_run.run_type, (triggering_asset_events or {}).get(TRAINING_DATA) or [],
+                                   lambda: newest(TRAINING_DATA), TRAINING_DATA.name)
+            settings = (from_event(dict(event.extra), params, check=lambda key, value: PARAMS[key].resolve(value))
+                        if event else {key: params[key] for key in EVENT_KEYS})
+            settings.update({key: absolute(settings[key], PROJECT_ROOT) for key in FILE_KEYS})
+            check_readable(settings["training_dataset"])
+            split = None
+            if event and not settings["validation_dataset"]:
+                split = held_out_split(settings["training_dataset"], split_destination)
+                settings.update({key: split[key] for key in ("training_dataset", "validation_dataset")})
+                print(f"held out for validation: {split['split']}")
             prompts = load_smoke_prompts(
-                prompts_file=files["smoke_test_prompts"], validation_dataset_uri=files["validation_dataset"]
+                prompts_file=settings["smoke_test_prompts"], validation_dataset_uri=settings["validation_dataset"]
             )
-        except (ValueError, DatasetInputError) as error:
+        except RunInputError as error:
+            raise AirflowFailException(f"Nothing was started: {error}") from None
+        except DatasetInputError as error:
+            raise AirflowFailException(f"Nothing was started, a file cannot be read: {error}") from None
+        except ValueError as error:
             raise AirflowFailException(f"Smoke-test prompts unusable, nothing was started: {error}") from None
         print(f"smoke test: {len(prompts)} prompt(s) available")
-        return files
 
-    inputs = resolve_inputs()
+        published = newest(TUNED_MODEL)
+        incumbent = incumbent_from_event(dict(published.extra) if published else None)
+        try:
+            start_from = starting_model(settings["tune_from"], params["base_model"], settings["pre_tuned_model"],
+                                        incumbent)
+        except RunInputError as error:
+            raise AirflowFailException(f"Nothing was started: {error}") from None
+        print(f"incumbent: {incumbent or 'none yet'}; tuning from {start_from}")
+        return {**settings, "split": split and split["split"], "incumbent": incumbent,
+                "incumbent_endpoint": incumbent and incumbent["endpoint"], "tune_from_model": start_from}
+
+    inputs = resolve_inputs(ARCHIVE_PREFIX + "/held_out")
 
     validate = ValidateTuningDatasetOperator(
         task_id="validate_dataset",
         training_dataset=inputs["training_dataset"],
         validation_dataset=inputs["validation_dataset"],
-        tuning_task="{{ params.task_type }}",
+        tuning_task=inputs["task_type"],
         backend=BACKEND,
         tokenizer=TOKENIZER,
         report_dir=ARCHIVE_PREFIX + "/dataset_report",
@@ -242,7 +326,8 @@ def gemini_supervised_tuning():
     )
 
     @task.branch
-    def recommend_config(report: dict, backend: str, price_table: str, params=None, ti=None) -> str:
+    def recommend_config(report: dict, backend: str, price_table: str, task_type: str, allow_small_dataset: bool,
+                         params=None, ti=None) -> str:
         """Google's recommended configuration and the cost estimate; branches on whether to tune."""
         from airflow.sdk.exceptions import AirflowFailException
         from gemini_tuning.estimate import estimate, load_price_table, over_budget
@@ -251,7 +336,7 @@ def gemini_supervised_tuning():
         training = next(f for f in report["files"] if f["role"] == "training")
         try:
             recommendation = recommend(
-                params["task_type"],
+                task_type,
                 training["examples"],
                 class_count=training.get("class_count"),
                 epoch_count=params["epoch_count"],
@@ -260,7 +345,7 @@ def gemini_supervised_tuning():
                 learning_rate_multiplier=params["learning_rate_multiplier"],
                 adapter_size_sweep=params.get("adapter_size_sweep") or (),
                 learning_rate_multiplier_sweep=params.get("learning_rate_multiplier_sweep") or (),
-                allow_small_dataset=params["allow_small_dataset"],
+                allow_small_dataset=allow_small_dataset,
                 warnings=[w["message"] for w in report.get("warnings", [])],
             )
         except ValueError as error:
@@ -282,7 +367,8 @@ def gemini_supervised_tuning():
         return "tuning_configs" if recommendation.proceed else "not_enough_data"
 
     branch = recommend_config(
-        validate.output, BACKEND, "{{ var.value.get('gemini_tuning_price_table', '') }}"
+        validate.output, BACKEND, "{{ var.value.get('gemini_tuning_price_table', '') }}", inputs["task_type"],
+        inputs["allow_small_dataset"],
     )
     recommendation = branch["recommendation"]
 
@@ -300,10 +386,10 @@ def gemini_supervised_tuning():
     configs = tuning_configs(recommendation)
     create_jobs = CreateTuningJobOperator.partial(
         task_id="create_tuning_job",
-        base_model="{{ params.base_model }}",
+        base_model=inputs["tune_from_model"],
         training_dataset_uri=upload.output["training_dataset_uri"],
         validation_dataset_uri=upload.output["validation_dataset_uri"],
-        tuned_model_display_name="{{ params.tuned_model_display_name }}",
+        tuned_model_display_name=inputs["tuned_model_display_name"],
         description="Tuned by Airflow: {{ dag.dag_id }} / {{ run_id }}",
         location="{{ params.region }}",
         # The slot is held until the job ends, so the pool bounds live jobs, not create calls.
@@ -353,14 +439,15 @@ def gemini_supervised_tuning():
         model=champion["endpoint"],  # the chosen checkpoint's own endpoint
         prompts_file=inputs["smoke_test_prompts"],
         validation_dataset_uri=inputs["validation_dataset"],
-        max_prompts="{{ params.smoke_test_count }}",
+        max_prompts=inputs["smoke_test_count"],
         concurrency="{{ params.smoke_test_concurrency }}",
         temperature="{{ params.temperature }}",
         top_p="{{ params.top_p }}",
         top_k="{{ params.top_k }}",
         max_output_tokens="{{ params.max_output_tokens }}",
         compare_with_base_model=True,
-        require_better_than_base="{{ params.require_better_than_base }}",
+        incumbent_model=inputs["incumbent_endpoint"],
+        require_better_than_base=inputs["require_better_than_base"],
         results_uri=SMOKE_TEST_RESULTS,
         location="{{ params.region }}",
     )
@@ -376,15 +463,54 @@ def gemini_supervised_tuning():
         run_summary={
             "recommendation": recommendation,
             "champion": champion,
+            "held_out_split": inputs["split"],
+            "incumbent": inputs["incumbent"],
             "dataset": upload.output,
             "dataset_report": validate.output,
         },
         location="{{ params.region }}",
     )
 
-    @task(outlets=[TUNED_MODEL])
+    @task.branch
+    def challenge_incumbent(smoke: dict, require_approval: bool, ti=None) -> str | list[str]:
+        """The challenger against the incumbent on the same prompts: publish (perhaps after approval) or keep."""
+        import json
+
+        from gemini_tuning.dataset_checks.source import read_text
+        from gemini_tuning.incumbent import PUBLISH, approval_body, verdict
+
+        decided = verdict(smoke)
+        print(f"{decided['decision']}: {decided['reason']} (scores: {decided['scores']})")
+        ti.xcom_push(key="verdict", value=decided)
+        if decided["decision"] != PUBLISH:
+            return "keep_incumbent"
+        if not require_approval:
+            return "publish_tuned_model"
+        examples = json.loads(read_text(smoke["results_uri"]))["examples"]
+        ti.xcom_push(key="approval_body", value=approval_body(decided, examples))
+        return ["approve_publish", "publish_tuned_model"]
+
+    decision = challenge_incumbent(smoke_test.output, inputs["require_approval"])
+
+    @task
+    def keep_incumbent(decided: dict) -> dict:
+        """The challenger lost: nothing is published, the incumbent stays current."""
+        print(f"Incumbent {decided['incumbent_model']} kept: {decided['reason']}; scores {decided['scores']}")
+        return decided
+
+    approve = ApprovalOperator(
+        task_id="approve_publish",
+        subject="Publish the model tuned by {{ dag.dag_id }} / {{ run_id }}?",
+        body=decision["approval_body"],
+        response_timeout=APPROVAL_TIMEOUT,
+        defaults=ApprovalOperator.REJECT,
+    )
+
+    @task(outlets=[TUNED_MODEL], trigger_rule="none_failed_min_one_success")
     def publish_tuned_model(champion: dict, smoke: dict, archived: dict, outlet_events=None) -> dict:
-        """Tell downstream pipelines that a new tuned model exists, with what they need to use it."""
+        """Tell downstream pipelines that a new tuned model exists, with what they need to use it.
+
+        This event is also the record of the current model that the next run challenges."""
         event = {
             "tuning_job": champion["name"],
             "model": champion["model"],
@@ -396,15 +522,36 @@ def gemini_supervised_tuning():
             "final_metrics": {name: point["value"] for name, point in champion["final_metrics"].items()},
             "smoke_test_score": smoke["tuned"]["score"],
             "base_model_score": smoke["base"]["score"] if smoke["base"] else None,
+            "incumbent_score": smoke["incumbent"]["score"] if smoke["incumbent"] else None,
             "archive": archived,
         }
         outlet_events[TUNED_MODEL].extra = event
         return event
 
+    @task(trigger_rule="none_failed")
+    def outcome(decided: dict, published: dict | None) -> dict:
+        """What the run did with its model: published, incumbent kept, or rejected by the approver.
+
+        A verdict to publish with no publish (and nothing failed) means the approver rejected it."""
+        from gemini_tuning.incumbent import PUBLISH
+
+        if published:
+            said = f"published {published['model']}"
+        elif decided["decision"] == PUBLISH:
+            said = f"not published: the approver rejected it ({decided['reason']})"
+        else:
+            said = f"not published, incumbent {decided['incumbent_model']} kept: {decided['reason']}"
+        print(said)
+        return {"said": said, "published": bool(published), "verdict": decided}
+
     chain(upload, branch)
     branch >> not_enough_data(recommendation)
     smoke_test >> archive
-    publish_tuned_model(champion, smoke_test.output, archive.output)
+    kept = keep_incumbent(decision["verdict"])
+    published = publish_tuned_model(champion, smoke_test.output, archive.output)
+    decision >> [kept, approve, published]
+    approve >> published
+    kept >> outcome(decision["verdict"], published)
 
 
 gemini_supervised_tuning()

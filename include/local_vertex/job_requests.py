@@ -1,8 +1,9 @@
 """The tuningJobs.create body (already in canonical form, see wire.py): validated, made a resource.
 
 Fields Vertex accepts and the local service can keep without acting on them (`serviceAccount`,
-`encryptionSpec`) are kept and returned; fields it cannot honour (preference tuning, continuous
-tuning, evaluation during tuning) are refused with a 400 that says so.
+`encryptionSpec`) are kept and returned; fields it cannot honour (preference tuning, evaluation
+during tuning) are refused with a 400 that says so. Continuous tuning names a `preTunedModel`
+instead of a `baseModel`; the route resolves it to the model version it continues.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from plugins.gemini_tuning.models import ADAPTER_SIZES, TuningRequestError, chec
 
 MAX_EPOCHS = 100
 
-_CREATE_FIELDS = {"baseModel", "tunedModelDisplayName", "description", "labels", "supervisedTuningSpec",
-                  "serviceAccount", "encryptionSpec"}
+_CREATE_FIELDS = {"baseModel", "preTunedModel", "tunedModelDisplayName", "description", "labels",
+                  "supervisedTuningSpec", "serviceAccount", "encryptionSpec"}
 _SPEC_FIELDS = {"trainingDatasetUri", "validationDatasetUri", "hyperParameters", "exportLastCheckpointOnly"}
 _HYPER_FIELDS = {"epochCount", "adapterSize", "learningRateMultiplier"}
+_PRE_TUNED_FIELDS = {"tunedModelName", "checkpointId"}
+_TUNED_MODEL_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/models/([^/@]+)(?:@([^/@]+))?$")
 _NOT_HONOURED = {
-    "preTunedModel": "preTunedModel (continuous tuning)",
     "preferenceOptimizationSpec": "preferenceOptimizationSpec (preference tuning)",
     "evaluationConfig": "supervisedTuningSpec.evaluationConfig (evaluation during tuning)",
 }
@@ -38,10 +40,7 @@ def parse_create_request(body, location: str) -> dict:
     if not isinstance(body, dict):
         raise invalid_argument("the request body must be a JSON object (a TuningJob)")
     _reject_unknown(body, _CREATE_FIELDS, "TuningJob", "")
-    base_model = body.get("baseModel")
-    if not isinstance(base_model, str) or not base_model:
-        raise invalid_argument("baseModel is required (for example \"gemini-2.5-flash\")")
-    canonical_base_model(base_model)
+    source = _source_model(body)
     for text_field in ("tunedModelDisplayName", "description", "serviceAccount"):
         if text_field in body and not isinstance(body[text_field], str):
             raise invalid_argument(f"{text_field} must be a string")
@@ -60,12 +59,13 @@ def parse_create_request(body, location: str) -> dict:
         raise invalid_argument("supervisedTuningSpec.hyperParameters must be an object")
     _reject_unknown(hyper, _HYPER_FIELDS, "SupervisedHyperParameters", "supervisedTuningSpec.hyperParameters.")
     hyperparameters = parse_hyperparameters(hyper)
-    try:
-        check_tuning_request(base_model, hyperparameters.get("adapterSize"), location)
-    except TuningRequestError as exc:
-        raise invalid_argument(str(exc)) from None
+    if "baseModel" in source:
+        try:
+            check_tuning_request(source["baseModel"], hyperparameters.get("adapterSize"), location)
+        except TuningRequestError as exc:
+            raise invalid_argument(str(exc)) from None
     request = {
-        "baseModel": base_model,
+        **source,
         "labels": labels,
         "supervisedTuningSpec": {
             "trainingDatasetUri": spec["trainingDatasetUri"],
@@ -88,6 +88,36 @@ def parse_create_request(body, location: str) -> dict:
     if body.get("encryptionSpec"):
         request["encryptionSpec"] = _encryption_spec(body["encryptionSpec"])
     return request
+
+
+def _source_model(body: dict) -> dict:
+    """``{"baseModel": ...}`` or ``{"preTunedModel": {...}}``: exactly one of the two."""
+    if "preTunedModel" in body:
+        if body.get("baseModel"):
+            raise invalid_argument("give baseModel or preTunedModel, not both: a continued job's base is its model's")
+        pre_tuned = body["preTunedModel"]
+        if not isinstance(pre_tuned, dict):
+            raise invalid_argument("preTunedModel must be an object with tunedModelName")
+        _reject_unknown(pre_tuned, _PRE_TUNED_FIELDS, "PreTunedModel", "preTunedModel.")
+        name = pre_tuned.get("tunedModelName")
+        if not isinstance(name, str) or not _TUNED_MODEL_NAME.match(name):
+            raise invalid_argument("preTunedModel.tunedModelName must be "
+                                   f"projects/P/locations/L/models/ID or .../models/ID@VERSION, got {name!r}")
+        checkpoint = pre_tuned.get("checkpointId")
+        if checkpoint is not None and (not isinstance(checkpoint, str) or not checkpoint):
+            raise invalid_argument(f"preTunedModel.checkpointId must be a non-empty string, got {checkpoint!r}")
+        return {"preTunedModel": {key: pre_tuned[key] for key in _PRE_TUNED_FIELDS & set(pre_tuned)}}
+    base_model = body.get("baseModel")
+    if not isinstance(base_model, str) or not base_model:
+        raise invalid_argument("baseModel is required (for example \"gemini-2.5-flash\"), or preTunedModel")
+    canonical_base_model(base_model)
+    return {"baseModel": base_model}
+
+
+def tuned_model_name_parts(name: str) -> tuple[str, str, str, str | None]:
+    """Project, location, model id and version (None: the default) of a checked tunedModelName."""
+    project, location, model_id, version = _TUNED_MODEL_NAME.match(name).groups()
+    return project, location, model_id, version
 
 
 def parse_hyperparameters(hyper: dict) -> dict:

@@ -25,6 +25,7 @@ from include.local_vertex.checkpoints import add_checkpoint, checkpoint_epochs
 from include.local_vertex.config import ServiceConfig, config_from_worker_settings
 from include.local_vertex.datasets import DatasetChanged, DatasetUriError, local_dataset_file
 from include.local_vertex.errors import cancelled_error, job_error
+from include.local_vertex.model_versions import base_model_of, model_id_of, next_version
 from include.local_vertex.processes import die_with_parent
 from include.local_vertex.store import JobRecord, JobStore
 from include.local_vertex.timefmt import now_rfc3339
@@ -203,7 +204,7 @@ class JobRun:
             self._sources[validation.resolve()] = tuning_spec["validationDatasetUri"]
         self.heartbeat.beat()
         log.info("resolving the base model")
-        base_model = local_base_model(record.resource["baseModel"], self.config)
+        base_model = local_base_model(base_model_of(record.resource), self.config)
         self.heartbeat.beat()
         hyper = dict(tuning_spec.get("hyperParameters", {}))
         # One rule for epochs and batch size, the pipeline's recommendation step uses it too.
@@ -231,6 +232,8 @@ class JobRun:
             batch_size=schedule.batch_size,
             export_epochs=checkpoint_epochs(int(hyper["epochCount"]),
                                             last_only=bool(tuning_spec.get("exportLastCheckpointOnly"))),
+            initial_adapter=(Path(record.internal["sourceAdapterDir"]) if "sourceAdapterDir" in record.internal
+                             else None),
         )
 
     def _cancelled_or_interrupted_before_training(self) -> bool:
@@ -260,16 +263,21 @@ class JobRun:
                      result.steps)
             return EXIT_INTERRUPTED
 
+        job = self.store.get(self.job_id)
+        model_id = model_id_of(job)
+        version = next_version(self.store, job.project, job.location, model_id)
+
         def succeed(record: JobRecord):
             if record.state not in ("JOB_STATE_RUNNING", "JOB_STATE_CANCELLING"):
                 return False
             prefix = f"projects/{record.project}/locations/{record.location}"
             record.set_state("JOB_STATE_SUCCEEDED", tunedModel={
-                "model": f"{prefix}/models/{record.id}@1",
+                "model": f"{prefix}/models/{model_id}@{version}",
                 "endpoint": f"{prefix}/endpoints/{record.id}",
                 **record.resource.get("tunedModel", {}),  # the checkpoints, listed as they were saved
             })
             record.internal["adapterDir"] = str(Path(result.adapter_dir).resolve())
+            record.internal["modelVersion"] = version
 
         self.store.update(self.job_id, succeed)
         log.info("succeeded: %d steps, %d epochs, adapter in %s", result.steps, result.epochs_completed,

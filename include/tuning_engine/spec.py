@@ -36,6 +36,8 @@ class TrainingSpec:
     # Epochs after which the adapter is also saved as a servable checkpoint (Vertex's intermediate
     # checkpoints); the last epoch's is always one: the final adapter.
     export_epochs: tuple[int, ...] = ()
+    # Continuous tuning: the adapter folder of an earlier run (same base, same rank) to start from.
+    initial_adapter: Path | None = None
 
 
 @dataclass(frozen=True)

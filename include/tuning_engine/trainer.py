@@ -39,6 +39,7 @@ EVAL_BATCH_SIZE = 32
 def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
     import torch
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
+    from peft.utils import load_peft_weights
 
     started = time.monotonic()
     device = runtime().device
@@ -63,6 +64,9 @@ def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
     tick = time.monotonic()
     torch.manual_seed(spec.seed)
     model = with_lora(load_model(spec.base_model), rank=spec.adapter_size)
+    if spec.initial_adapter is not None:
+        log.info("continuing from the adapter in %s", spec.initial_adapter)
+        set_peft_model_state_dict(model, load_peft_weights(str(spec.initial_adapter), device="cpu"))
     if runtime().bf16:
         store_frozen_weights_in_bf16(model)
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]

@@ -66,3 +66,20 @@ def test_data_flows_by_xcomargs_not_jinja_pulls(dag):
     assert "xcom_pull" not in DAG_FILE.read_text()
     assert set(dag.get_task("smoke_test").upstream_task_ids) >= {"choose_champion", "resolve_inputs"}
     assert set(dag.get_task("create_tuning_job").upstream_task_ids) >= {"upload_dataset", "tuning_configs"}
+
+
+def test_the_asset_alone_schedules_retraining_unless_a_cron_is_set(dag, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    assert type(dag.timetable).__name__ == "AssetTriggeredTimetable"
+    monkeypatch.setenv("GEMINI_TUNING_RETRAIN_CRON", "0 3 * * 1")
+    timed = DagBag(dag_folder=str(DAG_FILE)).dags["gemini_supervised_tuning"].timetable
+    assert type(timed).__name__ == "AssetOrTimeSchedule"
+    assert (timed.timetable.expression, str(timed.timetable.timezone)) == ("0 3 * * 1", "UTC")
+    assert [asset.name for asset in timed.asset_condition.objects] == ["gemini_tuning_training_data"]
+
+
+def test_publishing_waits_for_the_challenge_and_the_optional_approval(dag):
+    assert set(dag.get_task("publish_tuned_model").upstream_task_ids) >= {"challenge_incumbent", "approve_publish"}
+    assert dag.get_task("approve_publish").upstream_task_ids == {"challenge_incumbent"}
+    assert set(dag.get_task("resolve_inputs").inlets) >= {dag.get_task("publish_tuned_model").outlets[0]}

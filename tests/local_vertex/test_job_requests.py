@@ -58,10 +58,14 @@ def test_bad_hyperparameters_name_their_field(hyper, field):
     assert raised.value.http_code == 400 and f"hyperParameters.{field}" in raised.value.message
 
 
-def test_continuous_tuning_is_refused_clearly():
-    with pytest.raises(ApiError, match="continuous tuning"):
-        parse_create_request({"preTunedModel": {"tunedModelName": "projects/p/locations/l/models/1"},
-                              "supervisedTuningSpec": {"trainingDatasetUri": "gs://b/t.jsonl"}})
+def test_a_pre_tuned_model_is_kept_by_name_and_a_bad_one_is_refused():
+    request = parse_create_request({"preTunedModel": {"tunedModelName": "projects/p/locations/l/models/1@2"},
+                                    "supervisedTuningSpec": {"trainingDatasetUri": "gs://b/t.jsonl"}}, "l")
+    assert request["preTunedModel"] == {"tunedModelName": "projects/p/locations/l/models/1@2"}
+    assert "baseModel" not in request
+    with pytest.raises(ApiError, match="preTunedModel.tunedModelName must be"):
+        parse_create_request({"preTunedModel": {"tunedModelName": "models/1"},
+                              "supervisedTuningSpec": {"trainingDatasetUri": "gs://b/t.jsonl"}}, "l")
 
 
 @pytest.mark.parametrize("model, size, allowed", [

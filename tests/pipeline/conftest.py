@@ -14,6 +14,7 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "gemini_supervised_tuning"
+PRODUCER = Path(__file__).resolve().parent / "producer_dags" / "retraining_producer.py"
 
 
 @dataclass
@@ -75,3 +76,16 @@ def airflow_dags_test(pipeline: PipelineEnv, conf: dict, timeout: float = 600, *
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
     return subprocess.run([airflow, "dags", "test", dag_id, "--conf", json.dumps(conf)], env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def standalone_pipeline(pipeline_env, airflow_standalone_factory, tmp_path_factory):
+    """One `airflow standalone` for every standalone test of the pipeline: the project's DAGs and a
+    test producer of training data (links, so the DAGs still find the project from their files)."""
+    dags = tmp_path_factory.mktemp("standalone_dags")
+    for source in [*(PROJECT_ROOT / "dags").glob("*.py"), PRODUCER]:
+        (dags / source.name).symlink_to(source)
+    airflow = airflow_standalone_factory({**pipeline_env.env, "AIRFLOW__CORE__DAGS_FOLDER": str(dags)})
+    airflow.wait_for_dag(DAG_ID)
+    airflow.wait_for_dag(PRODUCER.stem)
+    return airflow

@@ -1,18 +1,17 @@
 """The tuning pipeline under a real Airflow: scheduler, dag-processor, triggerer and api-server.
 
-Triggered through the REST API with conf, as the UI's trigger form does, and by an Asset event,
-as scheduled retraining does. The real triggerer has plugins/ but not dags/ on its path, so a
-trigger it cannot import fails these tests where `airflow dags test` would pass.
+Triggered through the REST API with conf, as the UI's trigger form does (retraining by Asset
+events is in test_retraining.py, on the same instance). The real triggerer has plugins/ but not
+dags/ on its path, so a trigger it cannot import fails these tests where `airflow dags test`
+would pass.
 """
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT
 from tests.pipeline.test_pipeline_dag import SMALL_RUN
 
 pytestmark = pytest.mark.slow
@@ -21,10 +20,8 @@ DAG_ID = "gemini_supervised_tuning"
 
 
 @pytest.fixture(scope="module")
-def airflow(pipeline_env, airflow_standalone_factory):
-    airflow = airflow_standalone_factory(pipeline_env.env)
-    airflow.wait_for_dag(DAG_ID)
-    return airflow
+def airflow(standalone_pipeline):
+    return standalone_pipeline
 
 
 def test_rest_triggered_run_succeeds_with_the_deferred_sensor_in_the_triggerer(airflow):
@@ -40,31 +37,6 @@ def test_rest_triggered_run_succeeds_with_the_deferred_sensor_in_the_triggerer(a
     [event] = [e for e in events if e["source_run_id"] == run_id]
     assert event["extra"]["endpoint"].startswith("projects/")
     assert "/eval_total_loss" in event["extra"]["final_metrics"]
-
-
-def test_a_training_file_landing_on_the_asset_starts_a_retraining_run_on_that_file(airflow, tmp_path):
-    """Scheduled retraining: a producer announces a new file; the run tunes on it."""
-    landed = tmp_path / "new-train.jsonl"
-    shutil.copy(PROJECT_ROOT / "include/sample_data/classification/train.jsonl", landed)
-    with airflow.client() as client:
-        [asset] = client.get("/assets", params={"name_pattern": "gemini_tuning_training_data"}).json()["assets"]
-        client.post("/assets/events", json={"asset_id": asset["id"], "extra": {"training_dataset": str(landed)}}
-                    ).raise_for_status()
-        deadline = time.monotonic() + 120
-        while not (runs := [r for r in client.get(f"/dags/{DAG_ID}/dagRuns").json()["dag_runs"]
-                            if r["run_type"] == "asset_triggered"]):
-            assert time.monotonic() < deadline, "no asset-triggered run was scheduled"
-            time.sleep(2)
-        run_id = runs[0]["dag_run_id"]
-        run = airflow.wait_for_run(DAG_ID, run_id, timeout=600)
-        inputs = client.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/resolve_inputs/xcomEntries/return_value",
-                            params={"deserialize": True}).json()["value"]
-    assert inputs["training_dataset"] == str(landed)
-    # The run tuned on it and archived the result. (The smoke test runs with the form's defaults
-    # here, which the tiny test model need not pass: the archive is written either way.)
-    assert run["task_states"]["upload_dataset"] == "success", run["task_states"]
-    assert run["task_states"]["wait_for_tuning_job[0]"] == "success", run["task_states"]
-    assert run["task_states"]["archive_metrics"] == "success", run["task_states"]
 
 
 def _task_state(client, run_id: str, task_id: str, map_index: int) -> str | None:

@@ -1,4 +1,5 @@
-"""models.get and models.patch: the Model a succeeded job made (its tunedModel.model, `{id}` or `{id}@1`).
+"""models.get and models.patch: a Model version a succeeded job made (its tunedModel.model: `{id}`,
+`{id}@N`, `{id}@default`).
 
 PATCH changes what the service lets a client change here, the model's `defaultCheckpointId` (the
 checkpoint its main endpoint serves). `updateMask` names the fields to change; without one, the
@@ -11,29 +12,40 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from include.local_vertex.checkpoints import checkpoints, default_checkpoint_id, set_default_checkpoint
-from include.local_vertex.errors import invalid_argument, not_found
+from include.local_vertex.errors import invalid_argument
+from include.local_vertex.model_versions import (
+    DEFAULT_ALIAS,
+    base_model_of,
+    find_version,
+    model_id_of,
+    version_of,
+    versions,
+)
 from include.local_vertex.routes.context import PARENT, Service
-from include.local_vertex.store import JobRecord
+from include.local_vertex.store import JobRecord, JobStore
 from include.local_vertex.timefmt import now_rfc3339
 from include.local_vertex.wire import json_response, read_request, request_body
 
-VERSION = "1"  # each job makes one model with one version
 UPDATABLE = {"defaultCheckpointId"}
 
 
-def model_resource(record: JobRecord) -> dict:
-    """The Model (one version) a succeeded job made: the one place its representation is built."""
+def model_resource(store: JobStore, record: JobRecord) -> dict:
+    """The Model version a succeeded job made: the one place its representation is built."""
     job = record.resource
+    model_id = model_id_of(record)
+    made = versions(store, record.project, record.location, model_id)
+    first, newest = made[0], made[-1]
+    version_updated = record.internal.get("modelUpdateTime", job["endTime"])
     model = {
-        "name": f"projects/{record.project}/locations/{record.location}/models/{record.id}",
+        "name": f"projects/{record.project}/locations/{record.location}/models/{model_id}",
         "displayName": job["tunedModelDisplayName"],
-        "versionId": VERSION,
-        "versionAliases": ["default"],
-        "createTime": job["endTime"],
-        "updateTime": record.internal.get("modelUpdateTime", job["endTime"]),
+        "versionId": str(version_of(record)),
+        "versionAliases": [DEFAULT_ALIAS] if record.id == newest.id else [],
+        "createTime": first.resource["endTime"],
+        "updateTime": max(newest.resource["endTime"], version_updated),
         "versionCreateTime": job["endTime"],
-        "versionUpdateTime": record.internal.get("modelUpdateTime", job["endTime"]),
-        "baseModelSource": {"genieSource": {"baseModelUri": job["baseModel"]}},
+        "versionUpdateTime": version_updated,
+        "baseModelSource": {"genieSource": {"baseModelUri": base_model_of(job)}},
     }
     for field in ("description", "labels", "encryptionSpec"):
         if job.get(field):
@@ -50,16 +62,12 @@ def router(service: Service) -> APIRouter:
 
     def find_model(project: str, location: str, model_id: str) -> JobRecord:
         job_id, _, version = model_id.partition("@")
-        record = service.find_job(project, location, job_id, "models")
-        if record.state != "JOB_STATE_SUCCEEDED" or version not in ("", VERSION):
-            name = f"projects/{project}/locations/{location}/models/{job_id}"
-            raise not_found(f"{name}@{version or VERSION} not found"
-                            + (f" (its tuning job is {record.state})" if not version else ""))
-        return record
+        service.find_job(project, location, job_id, "models")  # 404 for an id no job has
+        return find_version(service.store, project, location, job_id, version)
 
     @routes.get(PARENT + "/models/{model_id}")
     async def get_model(project: str, location: str, model_id: str):
-        return json_response(model_resource(find_model(project, location, model_id)))
+        return json_response(model_resource(service.store, find_model(project, location, model_id)))
 
     @routes.patch(PARENT + "/models/{model_id}", openapi_extra=request_body("Model"))
     async def update_model(project: str, location: str, model_id: str, request: Request,
@@ -82,6 +90,6 @@ def router(service: Service) -> APIRouter:
             job.internal["modelUpdateTime"] = now_rfc3339()
 
         updated = await run_in_threadpool(service.store.update, record.id, change)
-        return json_response(model_resource(updated))
+        return json_response(model_resource(service.store, updated))
 
     return routes

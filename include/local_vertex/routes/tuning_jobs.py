@@ -16,6 +16,7 @@ from include.local_vertex.datasets import DatasetUriError, check_dataset_uri
 from include.local_vertex.errors import cancelled_error, failed_precondition, invalid_argument
 from include.local_vertex.filters import compile_filter
 from include.local_vertex.job_requests import parse_create_request
+from include.local_vertex.model_versions import base_model_of, continue_from
 from include.local_vertex.routes.context import PARENT, Service
 from include.local_vertex.store import ENDED_STATES, JobRecord, JobStore
 from include.local_vertex.timefmt import now_rfc3339
@@ -33,6 +34,7 @@ def router(service: Service) -> APIRouter:
     @routes.post(PARENT + "/tuningJobs", openapi_extra=request_body("TuningJob"))
     async def create_tuning_job(project: str, location: str, request: Request):
         job = parse_create_request(await read_request(request, "TuningJob"), location)
+        internal = continue_from(store, project, location, job) if "preTunedModel" in job else {}
         spec = job["supervisedTuningSpec"]
         pins = {}  # what the job will train on, exactly
         for field in ("trainingDatasetUri", "validationDatasetUri"):
@@ -42,9 +44,10 @@ def router(service: Service) -> APIRouter:
                                                           field=f"supervisedTuningSpec.{field}")
                 except DatasetUriError as exc:
                     raise invalid_argument(str(exc)) from exc
-        record = await run_in_threadpool(_insert_job, store, project, location, job, pins)
+        record = await run_in_threadpool(_insert_job, store, project, location, job, {**internal, "datasetPins": pins})
         service.scheduler.wake()
-        log.info("job %s created: %s on %s", record.id, job["baseModel"], spec["trainingDatasetUri"])
+        log.info("job %s created: %s on %s", record.id, job.get("preTunedModel", {}).get("tunedModelName")
+                 or job["baseModel"], spec["trainingDatasetUri"])
         return json_response(public(record))
 
     @routes.get(PARENT + "/tuningJobs")
@@ -95,15 +98,15 @@ def public(record: JobRecord) -> dict:
     return resource
 
 
-def _insert_job(store: JobStore, project: str, location: str, job: dict, dataset_pins: dict) -> JobRecord:
+def _insert_job(store: JobStore, project: str, location: str, job: dict, internal: dict) -> JobRecord:
     job_id = str(10**17 + secrets.randbelow(9 * 10**17))  # numeric, like Vertex's ids
     now = now_rfc3339()
     name = f"projects/{project}/locations/{location}/tuningJobs/{job_id}"
     # Vertex makes up a display name when none is given.
-    job.setdefault("tunedModelDisplayName", f"{canonical_base_model(job['baseModel'])}-tuned-{job_id}")
+    job.setdefault("tunedModelDisplayName", f"{canonical_base_model(base_model_of(job))}-tuned-{job_id}")
     resource = {"name": name, **job, "state": "JOB_STATE_QUEUED", "createTime": now, "updateTime": now,
                 "experiment": tensorboard.experiment_path(project, location, job_id)}
-    return store.insert(job_id, project, location, resource, internal={"datasetPins": dataset_pins})
+    return store.insert(job_id, project, location, resource, internal=internal)
 
 
 def _cancel(store: JobStore, job_id: str) -> tuple[JobRecord | None, str | None]:

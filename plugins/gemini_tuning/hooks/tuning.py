@@ -205,8 +205,15 @@ class GenAITuningHook(GoogleBaseHook):
         adapter_size: str | None = None,
         learning_rate_multiplier: float | None = None,
         labels: dict[str, str] | None = None,
+        checkpoint_id: str | None = None,
     ) -> TuningJob:
-        """Start a supervised tuning job; hyperparameters left as None get the service's recommendation."""
+        """
+        Start a supervised tuning job; hyperparameters left as None get the service's recommendation.
+
+        A ``base_model`` naming a tuned model (``projects/.../models/ID``) continues from it
+        (google-genai sends it as ``preTunedModel``, with ``checkpoint_id`` if given): the result
+        is the next version of that model.
+        """
         from google.genai.types import CreateTuningJobConfig, TuningDataset, TuningValidationDataset
 
         config = CreateTuningJobConfig(
@@ -220,6 +227,7 @@ class GenAITuningHook(GoogleBaseHook):
             adapter_size=adapter_size,
             learning_rate_multiplier=learning_rate_multiplier,
             labels=labels,
+            pre_tuned_model_checkpoint_id=checkpoint_id,
         )
         from google.genai.types import HttpOptions, HttpRetryOptions
 

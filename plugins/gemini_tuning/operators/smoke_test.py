@@ -40,7 +40,7 @@ def is_correct(answer: str, expected: str, scoring: str) -> bool:
 
 class SmokeTestOperator(GenAITuningBaseOperator):
     """
-    Send prompts to the tuned model (and optionally its base model) and check the answers.
+    Send prompts to the tuned model (and optionally its base model and the incumbent) and check the answers.
 
     Prompts come from ``prompts``, ``prompts_file`` or a seeded sample of ``validation_dataset_uri``
     (the first one given), at most ``max_prompts``. They go out ``concurrency`` at a time, to the
@@ -55,6 +55,7 @@ class SmokeTestOperator(GenAITuningBaseOperator):
     :param model: Model or endpoint to call instead of the job's tuned endpoint. (templated)
     :param base_model: Base model to compare with; defaults to the job's base model. (templated)
     :param compare_with_base_model: Also send the prompts to the base model and report both.
+    :param incumbent_model: Model or endpoint in use now, asked the same prompts to compare with. (templated)
     :param prompts: Prompts as strings or ``{"prompt", "expected"}`` objects, e.g. from Params. (templated)
     :param prompts_file: JSONL (or .txt) file of prompts: a path, file:// or gs:// URI. (templated)
     :param validation_dataset_uri: Validation JSONL to sample prompts and expected answers from. (templated)
@@ -77,6 +78,7 @@ class SmokeTestOperator(GenAITuningBaseOperator):
         "tuning_job_name",
         "model",
         "base_model",
+        "incumbent_model",
         "prompts",
         "prompts_file",
         "validation_dataset_uri",
@@ -99,6 +101,7 @@ class SmokeTestOperator(GenAITuningBaseOperator):
         model: str | None = None,
         base_model: str | None = None,
         compare_with_base_model: bool = True,
+        incumbent_model: str | None = None,
         prompts: list[Any] | None = None,
         prompts_file: str | None = None,
         validation_dataset_uri: str | None = None,
@@ -121,6 +124,7 @@ class SmokeTestOperator(GenAITuningBaseOperator):
         self.model = model
         self.base_model = base_model
         self.compare_with_base_model = compare_with_base_model
+        self.incumbent_model = incumbent_model
         self.prompts = prompts
         self.prompts_file = prompts_file
         self.validation_dataset_uri = validation_dataset_uri
@@ -143,36 +147,38 @@ class SmokeTestOperator(GenAITuningBaseOperator):
         if int(self.concurrency) < 1:
             raise ValueError(f"concurrency must be at least 1, got {self.concurrency!r}")
         tuned_model, base_model = self._models()
+        incumbent_model = self.incumbent_model or None
+        models = {"tuned": tuned_model, "base": base_model, "incumbent": incumbent_model}
+        models = {role: model for role, model in models.items() if model}
         prompts = sample(self._load_prompts(), int(self.max_prompts), self.seed)
-        self.log.info("Smoke test: %d prompt(s) to %s (base model: %s)", len(prompts), tuned_model, base_model)
+        self.log.info("Smoke test: %d prompt(s) to %s", len(prompts), models)
 
         started = time.monotonic()
-        answers = self._ask(prompts, [tuned_model, base_model] if base_model else [tuned_model])
+        answers = self._ask(prompts, models)
         elapsed = time.monotonic() - started
-        tuned = self._summary(prompts, answers[tuned_model], elapsed)
-        base = self._summary(prompts, answers[base_model], elapsed) if base_model else None
+        scores = {role: self._summary(prompts, answers[role], elapsed) for role in models}
         results = {
             "model": tuned_model,
             "base_model": base_model,
+            "incumbent_model": incumbent_model,
             "scoring": self.scoring,
             "min_score": float(self.min_score),
             "generation_config": self._generation_config(),
             "prompt_count": len(prompts),
-            "tuned": tuned,
-            "base": base,
+            "tuned": scores["tuned"],
+            "base": scores.get("base"),
+            "incumbent": scores.get("incumbent"),
         }
         examples = [
             {
                 "prompt": prompt.text,
                 "expected": prompt.expected,
-                "tuned_answer": answers[tuned_model][index],
-                **({"base_answer": answers[base_model][index]} if base_model else {}),
+                **{f"{role}_answer": answers[role][index] for role in models},
             }
             for index, prompt in enumerate(prompts)
         ]
-        self.log.info("Tuned model: %s", tuned)
-        if base:
-            self.log.info("Base model:  %s", base)
+        for role, summary in scores.items():
+            self.log.info("%s model: %s", role.capitalize(), summary)
         if self.results_uri:
             results["results_uri"] = str(self.results_uri)
             self._write_results({**results, "examples": examples})
@@ -211,7 +217,9 @@ class SmokeTestOperator(GenAITuningBaseOperator):
         tuned_model = self.model or (job and job.tuned_model and job.tuned_model.endpoint)
         if not tuned_model:
             raise ValueError("Give tuning_job_name (a succeeded job) or model: there is no model to test")
-        base_model = self.base_model or (job.base_model if job else None)
+        # A continued job names its model's base under preTunedModel instead of baseModel.
+        pre_tuned = job and job.pre_tuned_model
+        base_model = self.base_model or (job and (job.base_model or (pre_tuned and pre_tuned.base_model)))
         return tuned_model, base_model if self.compare_with_base_model else None
 
     def _generation_config(self) -> dict[str, Any]:
@@ -224,18 +232,18 @@ class SmokeTestOperator(GenAITuningBaseOperator):
         }
         return {key: casts[key](value) for key, value in values.items() if value not in (None, "")}
 
-    def _ask(self, prompts: list[SmokePrompt], models: list[str]) -> dict[str, list[str]]:
-        """Every model's answer to every prompt, ``concurrency`` calls at a time, with progress logs."""
-        answers: dict[str, list[str | None]] = {model: [None] * len(prompts) for model in models}
+    def _ask(self, prompts: list[SmokePrompt], models: dict[str, str]) -> dict[str, list[str]]:
+        """Every model's answer to every prompt by role, ``concurrency`` calls at a time, with progress logs."""
+        answers: dict[str, list[str | None]] = {role: [None] * len(prompts) for role in models}
         correct = dict.fromkeys(models, 0)
         lock = threading.Lock()
         config = self._generation_config()
         self.hook.client  # build the client once, before the threads share it
 
-        def ask(model: str, index: int) -> None:
+        def ask(role: str, index: int) -> None:
             prompt = prompts[index]
             response = self.hook.generate_content(
-                model=model,
+                model=models[role],
                 contents=prompt.contents,
                 system_instruction=prompt.system_instruction,
                 generation_config=config,
@@ -243,13 +251,13 @@ class SmokeTestOperator(GenAITuningBaseOperator):
             # A NUL in an answer would make it unstorable on PostgreSQL (JSONB refuses it).
             answer = (response.text or "").replace("\x00", "")
             with lock:
-                answers[model][index] = answer
+                answers[role][index] = answer
                 if prompt.expected is not None and is_correct(answer, prompt.expected, self.scoring):
-                    correct[model] += 1
+                    correct[role] += 1
 
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=int(self.concurrency), thread_name_prefix="smoke_test") as pool:
-            pending = {pool.submit(ask, model, index) for index in range(len(prompts)) for model in models}
+            pending = {pool.submit(ask, role, index) for index in range(len(prompts)) for role in models}
             while pending:
                 done, pending = wait(pending, timeout=PROGRESS_INTERVAL_SECONDS, return_when=FIRST_EXCEPTION)
                 for future in done:
@@ -259,12 +267,12 @@ class SmokeTestOperator(GenAITuningBaseOperator):
                         raise future.exception()
                 with lock:
                     progress = "; ".join(
-                        f"{label} {sum(a is not None for a in answers[model])}/{len(prompts)} answered, "
-                        f"{correct[model]} correct"
-                        for label, model in zip(("tuned", "base"), models)
+                        f"{role} {sum(a is not None for a in answers[role])}/{len(prompts)} answered, "
+                        f"{correct[role]} correct"
+                        for role in models
                     )
                 self.log.info("Smoke test after %.0f s: %s", time.monotonic() - started, progress)
-        return {model: [answer or "" for answer in texts] for model, texts in answers.items()}
+        return {role: [answer or "" for answer in texts] for role, texts in answers.items()}
 
     def _summary(self, prompts: list[SmokePrompt], answers: list[str], elapsed: float) -> dict[str, Any]:
         """Scores of one model; ``seconds_per_prompt`` is wall time over prompts (both models ran together)."""

@@ -106,7 +106,9 @@ class CreateTuningJobOperator(GenAITuningBaseOperator):
     returns the ended job whatever its outcome (freeing the slot is its part; judging the job is
     TuningJobSensor's, which fails with the job's message). Killing the deferred task cancels the job.
 
-    :param base_model: Model to tune, e.g. ``gemini-2.0-flash-001``. (templated)
+    :param base_model: Model to tune, e.g. ``gemini-2.5-flash``, or a tuned model
+        ``projects/P/locations/L/models/ID`` to continue from (continuous tuning). (templated)
+    :param checkpoint_id: Optional checkpoint of that tuned model to continue from. (templated)
     :param training_dataset_uri: Cloud Storage URI of the training JSONL. (templated)
     :param validation_dataset_uri: Optional Cloud Storage URI of the validation JSONL. (templated)
     :param tuned_model_display_name: Optional display name of the tuned model. (templated)
@@ -125,6 +127,7 @@ class CreateTuningJobOperator(GenAITuningBaseOperator):
     template_fields: Sequence[str] = (
         *GenAITuningBaseOperator.connection_fields,
         "base_model",
+        "checkpoint_id",
         "training_dataset_uri",
         "validation_dataset_uri",
         "tuned_model_display_name",
@@ -140,6 +143,7 @@ class CreateTuningJobOperator(GenAITuningBaseOperator):
         self,
         *,
         base_model: str,
+        checkpoint_id: str | None = None,
         training_dataset_uri: str,
         validation_dataset_uri: str | None = None,
         tuned_model_display_name: str | None = None,
@@ -157,6 +161,7 @@ class CreateTuningJobOperator(GenAITuningBaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.base_model = base_model
+        self.checkpoint_id = checkpoint_id
         self.training_dataset_uri = training_dataset_uri
         self.validation_dataset_uri = validation_dataset_uri
         self.tuned_model_display_name = tuned_model_display_name
@@ -214,6 +219,7 @@ class CreateTuningJobOperator(GenAITuningBaseOperator):
             raise ValueError("base_model and training_dataset_uri are required")
         return {
             "base_model": base_model,
+            "checkpoint_id": _text(self.checkpoint_id),
             "training_dataset_uri": training_dataset_uri,
             "validation_dataset_uri": _text(self.validation_dataset_uri),
             "tuned_model_display_name": _text(self.tuned_model_display_name),

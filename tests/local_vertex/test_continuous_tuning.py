@@ -70,10 +70,31 @@ def test_a_job_continued_through_google_genai_is_the_next_version_and_starts_whe
     assert version_2["baseModelSource"]["genieSource"]["baseModelUri"] == "gemini-2.5-flash"
 
 
+def test_a_job_continued_from_an_earlier_checkpoint_starts_from_that_checkpoint(local_vertex, first_model):
+    """checkpointId picks the adapter continued: the first epoch's, less trained than the default (the last)."""
+    first, data = first_model
+    model = first["tunedModel"]["model"]
+    jobs = {}
+    with local_vertex.http() as http:
+        for checkpoint in ("1", None):
+            pre_tuned = {"tunedModelName": model, **({"checkpointId": checkpoint} if checkpoint else {})}
+            created = http.post(f"/v1/{local_vertex.parent}/tuningJobs", json={
+                "preTunedModel": pre_tuned, "supervisedTuningSpec": {
+                    "trainingDatasetUri": data, "hyperParameters": {"epochCount": 1}}})
+            assert created.status_code == 200, created.text
+            jobs[checkpoint] = local_vertex.wait_for_state(created.json()["name"], ENDED, timeout_s=300)
+        assert all(job["state"] == "JOB_STATE_SUCCEEDED" for job in jobs.values()), jobs
+        assert jobs["1"]["preTunedModel"]["checkpointId"] == "1"
+        from_first_epoch, from_default = _first_loss(http, jobs["1"]), _first_loss(http, jobs[None])
+    print(f"\nfirst training loss continued from checkpoint 1: {from_first_epoch:.3f}, "
+          f"from the default (last) checkpoint: {from_default:.3f}")
+    assert from_first_epoch > from_default
+
+
 @pytest.mark.parametrize("pre_tuned, status, words", [
     ({"tunedModelName": "{parent}/models/123456789012345678"}, 404, "not found"),
     ({"tunedModelName": "{model}@7"}, 404, "@7 not found"),
-    ({"tunedModelName": "{model}", "checkpointId": "3"}, 404, "no checkpoint '3'"),
+    ({"tunedModelName": "{model}", "checkpointId": "9"}, 404, "no checkpoint '9'"),
     ({"tunedModelName": "projects/other/locations/us-central1/models/1"}, 400, "is not under"),
     ({"tunedModelName": "gemini-2.5-flash"}, 400, "preTunedModel.tunedModelName must be"),
     ({"tunedModelName": "{model}", "colour": "red"}, 400, "preTunedModel.colour"),

@@ -223,6 +223,19 @@ PARAMS = {
 }
 
 
+def _newest_event(inlet_events, asset: Asset):
+    """The newest event the Asset has seen (None before the first), read through the task SDK."""
+    return next(iter(inlet_events[asset].ascending(False).limit(1)), None)
+
+
+def _current_model(inlet_events) -> dict | None:
+    """The incumbent: what the newest publish event names (None before the first publish)."""
+    from gemini_tuning.incumbent import incumbent_from_event
+
+    published = _newest_event(inlet_events, TUNED_MODEL)
+    return incumbent_from_event(dict(published.extra) if published else None)
+
+
 def _job_name(job: dict) -> str:
     return job["name"]
 
@@ -260,19 +273,15 @@ def gemini_supervised_tuning():
         """
         from airflow.sdk.exceptions import AirflowFailException
         from gemini_tuning.dataset_checks.source import DatasetInputError
-        from gemini_tuning.incumbent import incumbent_from_event
         from gemini_tuning.prompts import load_smoke_prompts
         from gemini_tuning.run_inputs import (
             EVENT_KEYS, FILE_KEYS, RunInputError, absolute, check_readable, from_event, held_out_split, starting_model,
             training_event,
         )
 
-        def newest(asset: Asset):
-            return next(iter(inlet_events[asset].ascending(False).limit(1)), None)
-
         try:
             event = training_event(dag_run.run_type, (triggering_asset_events or {}).get(TRAINING_DATA) or [],
-                                   lambda: newest(TRAINING_DATA), TRAINING_DATA.name)
+                                   lambda: _newest_event(inlet_events, TRAINING_DATA), TRAINING_DATA.name)
             settings = (from_event(dict(event.extra), params, check=lambda key, value: PARAMS[key].resolve(value))
                         if event else {key: params[key] for key in EVENT_KEYS})
             settings.update({key: absolute(settings[key], PROJECT_ROOT) for key in FILE_KEYS})
@@ -293,8 +302,7 @@ def gemini_supervised_tuning():
             raise AirflowFailException(f"Smoke-test prompts unusable, nothing was started: {error}") from None
         print(f"smoke test: {len(prompts)} prompt(s) available")
 
-        published = newest(TUNED_MODEL)
-        incumbent = incumbent_from_event(dict(published.extra) if published else None)
+        incumbent = _current_model(inlet_events)
         try:
             start_from = starting_model(settings["tune_from"], params["base_model"], settings["pre_tuned_model"],
                                         incumbent)
@@ -471,15 +479,15 @@ def gemini_supervised_tuning():
         location="{{ params.region }}",
     )
 
-    @task.branch
-    def challenge_incumbent(smoke: dict, require_approval: bool, ti=None) -> str | list[str]:
+    @task.branch(inlets=[TUNED_MODEL])
+    def challenge_incumbent(smoke: dict, require_approval: bool, ti=None, inlet_events=None) -> str | list[str]:
         """The challenger against the incumbent on the same prompts: publish (perhaps after approval) or keep."""
         import json
 
         from gemini_tuning.dataset_checks.source import read_text
         from gemini_tuning.incumbent import PUBLISH, approval_body, verdict
 
-        decided = verdict(smoke)
+        decided = verdict(smoke, _current_model(inlet_events))
         print(f"{decided['decision']}: {decided['reason']} (scores: {decided['scores']})")
         ti.xcom_push(key="verdict", value=decided)
         if decided["decision"] != PUBLISH:
@@ -506,11 +514,19 @@ def gemini_supervised_tuning():
         defaults=ApprovalOperator.REJECT,
     )
 
-    @task(outlets=[TUNED_MODEL], trigger_rule="none_failed_min_one_success")
-    def publish_tuned_model(champion: dict, smoke: dict, archived: dict, outlet_events=None) -> dict:
+    @task(inlets=[TUNED_MODEL], outlets=[TUNED_MODEL], trigger_rule="none_failed_min_one_success")
+    def publish_tuned_model(champion: dict, smoke: dict, archived: dict, inlet_events=None,
+                            outlet_events=None) -> dict:
         """Tell downstream pipelines that a new tuned model exists, with what they need to use it.
 
-        This event is also the record of the current model that the next run challenges."""
+        This event is also the record of the current model that the next run challenges; checked
+        again here, since an approval can wait for hours while another run publishes."""
+        from airflow.sdk.exceptions import AirflowFailException
+        from gemini_tuning.incumbent import superseded
+
+        changed = superseded(smoke["incumbent_model"], _current_model(inlet_events))
+        if changed:
+            raise AirflowFailException(f"Not published: {changed}")
         event = {
             "tuning_job": champion["name"],
             "model": champion["model"],

@@ -5,6 +5,9 @@ The record of "current" is the newest event of the `gemini_tuned_model` Asset: t
 emits one only when it publishes a model, every consumer already reads that Asset, and a task
 reads it through the task SDK (``inlet_events``) on Vertex and on the local service alike. A run
 that keeps the incumbent emits nothing, so the record stays as it was.
+
+Runs may overlap, so a run's verdict holds only while the record still names the incumbent it
+challenged: a model another run published meanwhile was never compared, and is not replaced.
 """
 
 from __future__ import annotations
@@ -23,10 +26,20 @@ def incumbent_from_event(extra: dict[str, Any] | None) -> dict[str, Any] | None:
     return {key: extra.get(key) for key in ("model", "endpoint", "tuning_job", "smoke_test_score")}
 
 
-def verdict(results: dict[str, Any]) -> dict[str, Any]:
+def superseded(challenged_endpoint: str | None, current: dict[str, Any] | None) -> str | None:
+    """Why a verdict no longer holds: the current model is not the one challenged (else None)."""
+    current_endpoint = current and current["endpoint"]
+    if current_endpoint == challenged_endpoint:
+        return None
+    return (f"the current model changed while this run ran (it challenged {challenged_endpoint or 'no incumbent'}, "
+            f"the current one is {current and current['model'] or 'none'}), so this one was not compared with it: "
+            "run again to challenge it")
+
+
+def verdict(results: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
     """
     Publish or keep the incumbent, from the smoke test's results (challenger, incumbent, base
-    scored on the same prompts with the same generation settings).
+    scored on the same prompts with the same generation settings) and the current model now.
 
     The challenger wins ties: at equal quality the newer data is worth having. Without an
     incumbent it wins (the smoke test's own gate compares it with the base model). When either
@@ -34,7 +47,10 @@ def verdict(results: dict[str, Any]) -> dict[str, Any]:
     """
     scores = {role: (results.get(role) or {}).get("score") for role in ("tuned", "incumbent", "base")}
     challenger, incumbent = scores["tuned"], scores["incumbent"]
-    if results.get("incumbent") is None:
+    changed = superseded(results.get("incumbent_model"), current)
+    if changed:
+        decision, reason = KEEP, changed
+    elif results.get("incumbent") is None:
         decision, reason = PUBLISH, "no incumbent: the first published model"
     elif challenger is None or incumbent is None:
         decision, reason = KEEP, "no prompt with an expected answer, so the challenger cannot be shown to be as good"

@@ -6,8 +6,11 @@ import json
 
 import pytest
 
-from gemini_tuning.incumbent import KEEP, PUBLISH, approval_body, incumbent_from_event, verdict
+from gemini_tuning.incumbent import KEEP, PUBLISH, approval_body, incumbent_from_event, superseded, verdict
 from tests.gemini_tuning.test_operators import PROMPTS, _smoke
+
+
+OLD = {"model": "models/old@1", "endpoint": "endpoints/old"}
 
 
 def _results(tuned, incumbent=..., base=0.1):
@@ -25,9 +28,19 @@ def _results(tuned, incumbent=..., base=0.1):
     (0.9, None, KEEP, "cannot be shown"),
 ])
 def test_the_challenger_is_published_only_when_it_scores_at_least_as_well(tuned, incumbent, decision, reason):
-    decided = verdict(_results(tuned, incumbent))
+    decided = verdict(_results(tuned, incumbent), None if incumbent is ... else OLD)
     assert decided["decision"] == decision and reason in decided["reason"]
     assert decided["scores"] == {"challenger": tuned, "incumbent": None if incumbent is ... else incumbent, "base": 0.1}
+
+
+@pytest.mark.parametrize("incumbent, current", [(..., OLD), (0.7, {"model": "models/new@1", "endpoint": "endpoints/x"}),
+                                                 (0.7, None)])
+def test_a_model_published_by_another_run_meanwhile_is_not_replaced(incumbent, current):
+    """Overlapping runs: the verdict holds only against the incumbent this run compared with."""
+    decided = verdict(_results(0.9, incumbent), current)
+    assert decided["decision"] == KEEP and "the current model changed while this run ran" in decided["reason"]
+    assert superseded(_results(0.9, incumbent)["incumbent_model"], current) == decided["reason"]
+    assert superseded("endpoints/old", OLD) is None and superseded(None, None) is None
 
 
 def test_the_incumbent_is_the_newest_publish_event():
@@ -39,7 +52,7 @@ def test_the_incumbent_is_the_newest_publish_event():
 
 
 def test_the_approval_body_shows_the_three_scores_and_answers_side_by_side():
-    decided = verdict(_results(0.8, 0.5, base=0.0))
+    decided = verdict(_results(0.8, 0.5, base=0.0), OLD)
     examples = [{"prompt": f"ticket | {i}", "expected": "billing", "tuned_answer": "billing",
                  "incumbent_answer": "shipping", "base_answer": "?"} for i in range(8)]
     body = approval_body(decided, examples)
@@ -61,7 +74,7 @@ def test_the_smoke_test_asks_the_incumbent_the_same_prompts_with_the_same_settin
     assert set(configs) == {"endpoints/1", "base", "endpoints/0"} and len({json.dumps(c) for c in configs.values()}) == 1
     written = json.loads(results_file.read_text())["examples"]
     assert [e["incumbent_answer"] for e in written] == ["billing", "no", "x"]
-    assert verdict(results)["decision"] == PUBLISH
+    assert verdict(results, {"model": "models/0@1", "endpoint": "endpoints/0"})["decision"] == PUBLISH
 
 
 def test_without_an_incumbent_the_smoke_test_reports_none():

@@ -185,7 +185,8 @@ def test_a_second_event_continues_the_first_model_as_its_next_version_and_approv
         said = _xcom(client, run_id, "outcome")
     assert job["preTunedModel"] == {"tunedModelName": model, "baseModel": first_job["baseModel"]}
     assert job["tunedModel"]["model"] == f"{model}@{int(version) + 1}" == current["model"]
-    assert said["published"] and current["endpoint"] == job["tunedModel"]["endpoint"]
+    chosen = next(c for c in job["tunedModel"]["checkpoints"] if c["checkpointId"] == current["checkpoint_id"])
+    assert said["published"] and current["endpoint"] == chosen["endpoint"]  # the chosen checkpoint's own endpoint
     first_losses, continued = _training_losses(local_vertex, first_job), _training_losses(local_vertex, job)[0]
     fresh, left_off = first_losses[0], first_losses[-1]
     print(f"\nfirst training loss: fresh {fresh:.3f}, continued {continued:.3f} (the first model ended at {left_off:.3f})")

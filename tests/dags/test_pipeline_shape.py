@@ -24,7 +24,7 @@ def test_the_sweep_is_bounded(dag):
     params.validate()
     params = ParamsDict(dag.params)
     with pytest.raises(Exception, match="epoch_sweep"):
-        params["epoch_sweep"] = list(range(1, 10))  # nine paid jobs at once: refused by the form
+        params["epoch_sweep"] = list(range(1, 10))  # nine entries: refused by the form
 
 
 @pytest.mark.parametrize("name, values, bad", [

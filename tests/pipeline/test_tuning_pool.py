@@ -1,7 +1,7 @@
 """The tuning-jobs pool under a real Airflow (scheduler, triggerer): never more live jobs than slots.
 
 The service here trains two jobs at once, so only the pool (one slot, its default) can keep them
-apart: two runs at once, one of them an epoch sweep, must never have two jobs training together
+apart: two runs at once, one of them a learning-rate sweep (a job per setting), must never have two jobs training together
 (read from the jobs' own times on the service), and all of them must finish.
 """
 
@@ -51,7 +51,8 @@ def test_one_slot_keeps_the_jobs_of_two_runs_and_a_sweep_apart(airflow, two_slot
             time.sleep(1)
     assert pool.json()["slots"] == DEFAULT_SLOTS == 1 and pool.json()["include_deferred"] is True
 
-    sweep = airflow.trigger(DAG_ID, {**SMALL_RUN, "epoch_sweep": [1, 2], "tuned_model_display_name": "pool-sweep"})
+    sweep = airflow.trigger(DAG_ID, {**SMALL_RUN, "epoch_count": 1, "learning_rate_multiplier_sweep": [1.0, 2.0],
+                                     "tuned_model_display_name": "pool-sweep"})
     single = airflow.trigger(DAG_ID, {**SMALL_RUN, "epoch_count": 1, "tuned_model_display_name": "pool-single"})
     runs = {run_id: airflow.wait_for_run(DAG_ID, run_id, timeout=900) for run_id in (sweep, single)}
     log_hint = f"see {airflow.home}/standalone.log and {airflow.home}/logs"

@@ -45,6 +45,11 @@ class ServiceConfig:
         the API, the generator and Airflow), shared by the jobs that may train at once."""
         return self.torch_threads or max(1, (_cores() - 1) // self.max_concurrent_jobs)
 
+    def worker_max_threads(self) -> int:
+        """The most torch threads a worker's training steps may use when timing shows them faster:
+        its share of all the cores, the one left to the rest included. --torch-threads pins it."""
+        return self.torch_threads or max(1, _cores() // self.max_concurrent_jobs)
+
     def generator_threads(self) -> int:
         """Torch threads of the generation process: --torch-threads, or else one share of the cores
         in max_concurrent_jobs + 1. Generating while every slot trains then oversubscribes the

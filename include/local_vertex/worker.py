@@ -162,6 +162,7 @@ class JobRun:
             from include.tuning_engine.trainer import train
 
             os.environ["TUNING_ENGINE_THREADS"] = str(self.config.worker_threads())  # before the engine's first use
+            os.environ["TUNING_ENGINE_MAX_THREADS"] = str(self.config.worker_max_threads())
             result = train(spec, JobReporter(self.store, self.job_id, self.interrupted, self.heartbeat))
         except DatasetChanged as exc:
             self._fail("FAILED_PRECONDITION", str(exc))

@@ -20,6 +20,16 @@ class Runtime:
     device: str  # "cuda" or "cpu"
     threads: int
     bf16: bool  # matrix products in bf16 autocast
+    max_threads: int = 0  # above `threads`: training steps may use up to this many, as timing says
+
+    def thread_chooser(self):
+        """The trainer's per-step thread count: `threads`, or whichever of `threads` and
+        `max_threads` trains faster as the machine's load comes and goes."""
+        import torch
+
+        from include.tuning_engine.threads import ThreadChooser
+
+        return ThreadChooser(sorted({self.threads, max(self.threads, self.max_threads)}), torch.set_num_threads)
 
     def autocast(self):
         """bf16 autocast where the hardware has bf16 instructions, a no-op elsewhere."""
@@ -35,7 +45,8 @@ def runtime() -> Runtime:
     """Pick the device and thread count once per process, on the engine's first use.
 
     To choose the CPU thread count, set TUNING_ENGINE_THREADS: a torch.set_num_threads call made
-    before the engine's first use is overridden here.
+    before the engine's first use is overridden here. TUNING_ENGINE_MAX_THREADS, if larger, lets
+    training steps use up to that many threads while they prove faster.
     """
     import torch
 
@@ -43,10 +54,11 @@ def runtime() -> Runtime:
     # Leave one core to the rest of the machine. Measured on the 2-core CPU, SmolLM2 LoRA steps:
     # idle, 2 threads gave 377 tokens/s and 1 thread 227; with other processes busy, 2 threads
     # fell to 12-40 tokens/s (each parallel region waits for a descheduled thread) while 1 thread
-    # held 150-240. Where the CPU is yours alone, TUNING_ENGINE_THREADS=2 is the faster choice.
+    # held 150-240. The local service's workers let the trainer time both (TUNING_ENGINE_MAX_THREADS).
     threads = int(os.environ.get("TUNING_ENGINE_THREADS", 0)) or max(1, len(os.sched_getaffinity(0)) - 1)
+    max_threads = int(os.environ.get("TUNING_ENGINE_MAX_THREADS", 0))
     torch.set_num_threads(threads)
-    return Runtime(device=device, threads=threads, bf16=_bf16_matmuls(device))
+    return Runtime(device=device, threads=threads, bf16=_bf16_matmuls(device), max_threads=max_threads)
 
 
 def _bf16_matmuls(device: str) -> bool:

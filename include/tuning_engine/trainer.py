@@ -5,7 +5,8 @@ Why it is fast on a small CPU (see tests/benchmarks/bench_training.py):
 - the output layer (49k tokens for SmolLM2, a large share of the cost) runs only at positions
   that have a label, not at every position of every sequence;
 - the tokens a whole batch starts with (a shared system instruction) run once per batch;
-- no gradient checkpointing (the model is small), fp32 on CPU, one thread per core.
+- no gradient checkpointing (the model is small); bf16 matrix products where the CPU has them;
+- the thread count of each step is the one that timing shows fastest under the machine's load.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
                         optimizer=optimizer)
 
     lengths = [len(example.input_ids) for example in train_examples]
+    threads = runtime().thread_chooser()
     last_checkpoint = time.monotonic()
     for epoch in range(first_epoch, spec.epoch_count):
         model.train()
@@ -101,6 +103,7 @@ def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
             if reporter.should_stop():
                 log.info("stopped at step %d of %d", step, total_steps)
                 return TrainingResult(adapter_dir, step, epoch, stopped=True)
+            thread_count = threads.next_count()
             tick = time.monotonic()
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, total_steps, peak_lr)
@@ -116,6 +119,7 @@ def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
 
             tokens = int(batch["attention_mask"].sum())
             seconds = time.monotonic() - tick
+            threads.record(seconds, tokens)
             spent["training steps"] += seconds
             reporter.metrics(step, {
                 "/train_total_loss": loss_value,
@@ -123,14 +127,15 @@ def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
                 "/train_num_predictions": float(predictions),
             })
             reporter.progress(step, total_steps, epoch + 1)
-            log.info("step %d/%d loss %.4f | %.0f ms | %.0f tokens/s", step, total_steps, loss_value,
-                     seconds * 1000, tokens / seconds)
+            log.info("step %d/%d loss %.4f | %.0f ms | %.0f tokens/s | threads %d", step, total_steps, loss_value,
+                     seconds * 1000, tokens / seconds, thread_count)
             if batch_number < len(batches) and time.monotonic() - last_checkpoint >= spec.checkpoint_interval_s:
                 checkpoint_now(epoch, batch_number)
                 last_checkpoint = time.monotonic()
                 log.info("checkpoint at step %d (epoch %d, batch %d)", step, epoch + 1, batch_number)
 
         if eval_examples:
+            threads.use_best()  # evaluation runs at the count that trains fastest now
             tick = time.monotonic()
             eval_metrics = evaluate(model, eval_examples, tokenizer.pad_token_id, spec.batch_size, reporter)
             spent["evaluation"] += time.monotonic() - tick
@@ -153,6 +158,8 @@ def train(spec: TrainingSpec, reporter: TrainingReporter) -> TrainingResult:
     reporter.checkpoint(spec.epoch_count, step, adapter_dir)
     log.info("tuned %d steps in %.0f s; adapter in %s", step, time.monotonic() - started, adapter_dir)
     log.info("time spent: %s", time_spent(spent, time.monotonic() - started))
+    if threads.adaptive:
+        log.info("threads: %s", threads.summary())
     return TrainingResult(adapter_dir, step, spec.epoch_count, stopped=False)
 
 

@@ -31,6 +31,7 @@ DAG_ID = "gemini_supervised_tuning"
 TARGET_S = 240.0
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")  # Python logging's asctime
 SPENT = re.compile(r"time spent: (.*)")
+THREADS = re.compile(r"threads: (\d+ threads?: .*)")
 PHASE = re.compile(r"([a-z][a-z ]*?) ([\d.]+) s")
 DECODED = re.compile(r"decoded (\d+) requests? \((\d+) rows, (\d+) tokens\) in ([\d.]+) s")
 LOADED = re.compile(r"(loaded .*?) in ([\d.]+) s")
@@ -139,6 +140,9 @@ def print_tuning_job(worker_log: Path) -> None:
     steps = [float(m.group(1)) for line in lines if (m := re.search(r"step \d+/\d+ .*\| (\d+) ms", line))]
     if steps:
         print(f"{len(steps)} steps: median {sorted(steps)[len(steps) // 2]:.0f} ms")
+    threads = next((m.group(1) for line in lines if (m := THREADS.search(line))), None)
+    if threads:
+        print(f"thread counts: {threads}")
 
 
 def print_generation(service_log: Path) -> None:

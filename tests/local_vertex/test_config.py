@@ -19,16 +19,19 @@ def test_workers_and_the_generator_share_the_cores(monkeypatch, tmp_path):
     assert (one_job.worker_threads(), one_job.generator_threads()) == (15, 8)
     monkeypatch.setattr(config_module, "_cores", lambda: 2)
     assert (one_job.worker_threads(), one_job.generator_threads()) == (1, 1)
+    assert one_job.worker_max_threads() == 2  # a lone job may take the second core while it pays
+    monkeypatch.setattr(config_module, "_cores", lambda: 16)
+    assert (three_jobs.worker_max_threads(), one_job.worker_max_threads()) == (5, 16)
     pinned = ServiceConfig(data_dir=tmp_path, max_concurrent_jobs=3, torch_threads=2)
-    assert (pinned.worker_threads(), pinned.generator_threads()) == (2, 2)
+    assert (pinned.worker_threads(), pinned.generator_threads(), pinned.worker_max_threads()) == (2, 2, 2)
 
 
 def test_the_engine_takes_its_thread_count_from_the_service(tmp_path):
-    probe = "import torch; torch.set_num_threads(2); from include.tuning_engine.runtime import runtime; " \
-            "runtime(); print(torch.get_num_threads())"
+    probe = "import torch; torch.set_num_threads(2); from include.tuning_engine.runtime import runtime; runtime(); " \
+            "print(torch.get_num_threads(), runtime().thread_chooser().counts)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True,
-                         env={**os.environ, "TUNING_ENGINE_THREADS": "1"})
-    assert out.stdout.strip() == "1"
+                         env={**os.environ, "TUNING_ENGINE_THREADS": "1", "TUNING_ENGINE_MAX_THREADS": "2"})
+    assert out.stdout.strip() == "1 [1, 2]"
 
 
 def test_the_storage_emulator_stays_on_loopback_unless_exposed_with_allowed_networks(tmp_path):

@@ -345,3 +345,27 @@ def test_frozen_weights_in_bf16_give_what_autocast_gives(tiny_model, tiny_tokeni
     for name, grad in grads32.items():
         torch.testing.assert_close(grads16[name], grad, rtol=1e-4, atol=1e-6)
 
+
+
+def test_with_a_larger_thread_budget_the_steps_time_each_count_and_the_log_says_so(
+        tiny_model, toy_data, tmp_path, caplog, monkeypatch):
+    import re
+
+    import torch
+
+    from include.tuning_engine import trainer
+    from include.tuning_engine.runtime import runtime
+
+    monkeypatch.setattr(trainer, "runtime", lambda: replace(runtime(), threads=1, max_threads=2))
+    before = torch.get_num_threads()
+    try:
+        with caplog.at_level(logging.INFO, logger="include.tuning_engine.trainer"):
+            train(toy_spec(tiny_model, toy_data, tmp_path, epoch_count=2), RecordingReporter())
+    finally:
+        torch.set_num_threads(before)
+    messages = [record.getMessage() for record in caplog.records]
+    step_counts = [int(m.rsplit("threads ", 1)[1]) for m in messages if m.startswith("step ")]
+    assert step_counts[:3] == [2, 1, 2] and set(step_counts) == {1, 2}
+    summary = next(m for m in messages if m.startswith("threads: "))
+    ran = dict((int(count), int(steps)) for count, steps in re.findall(r"(\d) threads?: (\d+) steps", summary))
+    assert ran == {1: step_counts.count(1), 2: step_counts.count(2)}

@@ -1,0 +1,72 @@
+"""The trainer's thread count: each candidate timed, the fastest kept, the others timed again as
+the load changes."""
+
+import pytest
+
+from include.tuning_engine.threads import FIRST_RETIMING, LAST_RETIMING, ThreadChooser
+
+
+class Machine:
+    """Steps whose time per token depends on the thread count and on the machine's load."""
+
+    def __init__(self, ms_per_token: dict[int, float]):
+        self.ms_per_token = ms_per_token
+        self.torch_threads: list[int] = []  # every set_num_threads call
+
+    def run(self, chooser: ThreadChooser, steps: int, tokens: int = 500) -> list[int]:
+        counts = []
+        for _ in range(steps):
+            count = chooser.next_count()
+            assert self.torch_threads[-1] == count
+            chooser.record(self.ms_per_token[count] * tokens / 1000, tokens)
+            counts.append(count)
+        return counts
+
+
+def test_an_idle_machine_keeps_the_faster_count_and_only_rarely_times_the_other():
+    machine = Machine({1: 4.0, 2: 2.5})
+    chooser = ThreadChooser([1, 2], machine.torch_threads.append)
+    counts = machine.run(chooser, 200)
+    assert counts[:3] == [2, 1, 2]  # an untimed first step, then each count timed
+    assert chooser.best() == 2
+    assert 0 < counts[3:].count(1) <= 200 // FIRST_RETIMING // 2  # re-timings, growing rarer
+    ones = [i for i, count in enumerate(counts) if count == 1][1:]
+    assert [b - a for a, b in zip(ones, ones[1:])] == sorted(b - a for a, b in zip(ones, ones[1:]))
+    assert max(b - a for a, b in zip(ones, ones[1:])) <= LAST_RETIMING + 1
+    assert len(machine.torch_threads) == 1 + 2 * counts[1:].count(1)  # set only when it changes
+
+
+def test_a_busy_machine_moves_to_the_count_that_is_faster_under_load_and_back():
+    machine = Machine({1: 4.0, 2: 2.5})
+    chooser = ThreadChooser([1, 2], machine.torch_threads.append)
+    machine.run(chooser, 20)
+    assert chooser.best() == 2
+    machine.ms_per_token = {1: 4.5, 2: 30.0}  # another process takes a core: two threads wait on it
+    counts = machine.run(chooser, LAST_RETIMING + 10)
+    assert chooser.best() == 1 and counts[-5:] == [1] * 5
+    switched = counts.index(1)
+    assert switched <= 2  # noticed within the window of recent timings
+    assert counts[switched:].count(2) <= 4  # then re-timed 8, 16, 32 steps apart
+    machine.ms_per_token = {1: 4.0, 2: 2.5}  # the other process is done
+    counts = machine.run(chooser, 2 * LAST_RETIMING + 2)
+    assert chooser.best() == 2 and counts[-5:] == [2] * 5
+
+
+def test_one_count_is_never_changed_nor_timed_against_another():
+    machine = Machine({3: 1.0})
+    chooser = ThreadChooser([3, 3], machine.torch_threads.append)
+    assert not chooser.adaptive
+    assert machine.run(chooser, 50) == [3] * 50 and machine.torch_threads == [3]
+    assert chooser.use_best() == 3 and machine.torch_threads == [3]
+
+
+def test_the_summary_says_how_many_steps_ran_at_each_count_and_their_pace():
+    machine = Machine({1: 4.0, 2: 2.5})
+    chooser = ThreadChooser([1, 2], machine.torch_threads.append)
+    machine.run(chooser, 10)
+    assert chooser.summary() == "1 thread: 2 steps, 4.00 ms/token; 2 threads: 8 steps, 2.50 ms/token"
+
+
+def test_counts_below_one_are_refused():
+    with pytest.raises(ValueError, match="positive"):
+        ThreadChooser([0, 1], lambda count: None)

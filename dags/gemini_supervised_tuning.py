@@ -67,7 +67,7 @@ from pathlib import Path
 import pendulum
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, chain, dag, task
+from airflow.sdk import Asset, Param, chain, dag, task
 from gemini_tuning.callbacks import cancel_tuning_jobs_of_run
 from gemini_tuning.models import ADAPTER_SIZES, DEFAULT_BASE_MODEL, SUGGESTED_BASE_MODELS
 from gemini_tuning.operators.archive_metrics import ArchiveTuningMetricsOperator
@@ -245,6 +245,8 @@ def _schedule():
     cron = os.environ.get(RETRAIN_CRON_ENV, "").strip()
     if not cron:
         return [TRAINING_DATA]
+    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable  # croniter: parse time only when used
+
     return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=[TRAINING_DATA])
 
 

@@ -151,7 +151,8 @@ def test_in_bf16_the_base_weights_are_stored_in_bf16_and_answer_as_autocast_does
     response = generator.generate(tiny_model, None, request)
     model = generator._loaded[tiny_model][0]
     assert model.model.layers[0].mlp.down_proj.weight.dtype == torch.bfloat16
-    assert model.get_output_embeddings().weight.dtype == torch.float32
+    assert model.get_output_embeddings().weight.dtype == torch.bfloat16  # untied: no cast at each token
+    assert model.get_input_embeddings().weight.dtype == torch.float32
 
     reference = load_model(tiny_model)  # fp32 weights, rounded to bf16 by autocast at each use
     row = _Row(0, *_prepared(reference, tiny_tokenizer, request), seed=0)

@@ -339,7 +339,8 @@ def test_frozen_weights_in_bf16_give_what_autocast_gives(tiny_model, tiny_tokeni
         results.append((loss.item(), grads, model))
     (loss32, grads32, model32), (loss16, grads16, model16) = results
     assert model16.get_base_model().model.layers[0].mlp.down_proj.weight.dtype == torch.bfloat16
-    assert model16.get_output_embeddings().weight.dtype == torch.float32  # shared with the embeddings
+    assert model16.get_output_embeddings().weight.dtype == torch.bfloat16  # its own copy...
+    assert model16.get_input_embeddings().weight.dtype == torch.float32  # ...the embeddings keep theirs
     assert all(p.dtype == torch.float32 for p in model16.parameters() if p.requires_grad)  # LoRA stays fp32
     assert loss16 == pytest.approx(loss32, rel=1e-6)
     for name, grad in grads32.items():

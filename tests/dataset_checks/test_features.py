@@ -92,3 +92,32 @@ def test_tokens_counted_with_a_real_tokenizer(tmp_path):
     expected = len(tokenizer("s\nthe quick brown fox\njumps over the lazy dog", add_special_tokens=False)["input_ids"])
     assert table.tokens_counted
     assert list(table.frame["tokens"]) == [expected, 0, 2]
+
+
+@pytest.mark.slow
+def test_a_fast_tokenizer_counts_as_transformers_does_without_importing_torch(tmp_path):
+    import subprocess
+    import sys
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    texts = ["the quick brown fox", "  jumps\tover the lazy dog ", "café naïve 東京 🙂", "", "s"]
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(texts * 10, trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<s>"],
+                                                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="<unk>", bos_token="<s>")
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+    expected = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+    probe = ("import sys, json; from gemini_tuning.dataset_checks.tokens import load_token_counter; "
+             f"counts = load_token_counter({str(tmp_path / 'tokenizer')!r})(json.loads(sys.argv[1])); "
+             "print(json.dumps([counts, 'transformers' in sys.modules or 'torch' in sys.modules]))")
+    import json
+
+    out = subprocess.run([sys.executable, "-c", probe, json.dumps(texts)], capture_output=True, text=True, check=True)
+    counts, imported_torch = json.loads(out.stdout)
+    assert counts == expected and max(counts) > 1
+    assert not imported_torch

@@ -52,8 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--checkpoint-interval", type=float, default=defaults.checkpoint_interval_s,
                        help="seconds between the checkpoints a job saves within an epoch (default 300)")
     serve.add_argument("--torch-threads", type=int, default=None,
-                       help="torch threads per worker and for generation (default: the cores but one shared "
-                            "by the jobs that train at once; the generator gets one share in max-jobs + 1)")
+                       help="torch threads per worker and for generation, fixed (default: a worker's training "
+                            "steps use the cores but one, or all of its share while timing shows that faster, "
+                            "shared by the jobs that train at once; the generator gets one share in max-jobs + 1)")
     serve.add_argument("--generation-timeout", type=float, default=defaults.generation_timeout_s,
                        help="seconds a generateContent request may take before DEADLINE_EXCEEDED (default 300)")
     serve.add_argument("--generation-max-queue", type=int, default=defaults.generation_max_queue,

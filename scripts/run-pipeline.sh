@@ -8,9 +8,9 @@ scripts/setup.sh
 source scripts/env.sh
 source scripts/local-vertex.sh
 started=$(date +%s)
-# Training is the only busy process of this job: give it every core (the engine's default keeps
-# one free, which is the safer choice beside a busy Airflow).
-export LOCAL_VERTEX_TORCH_THREADS=${LOCAL_VERTEX_TORCH_THREADS:-$(nproc)}
+# Generation never overlaps training in this job: give it every core. The training steps choose
+# between the cores but one and all of them by timing both.
+export LOCAL_VERTEX_GENERATOR_THREADS=${LOCAL_VERTEX_GENERATOR_THREADS:-$(nproc)}
 start_local_vertex
 
 run_log="$AIRFLOW_HOME/main-job.log"

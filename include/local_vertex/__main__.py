@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="torch threads per worker and for generation, fixed (default: a worker's training "
                             "steps use the cores but one, or all of its share while timing shows that faster, "
                             "shared by the jobs that train at once; the generator gets one share in max-jobs + 1)")
+    serve.add_argument("--generator-threads", type=int, default=None,
+                       help="torch threads of the generation process, over --torch-threads (e.g. all the "
+                            "cores where generation never overlaps training)")
     serve.add_argument("--generation-timeout", type=float, default=defaults.generation_timeout_s,
                        help="seconds a generateContent request may take before DEADLINE_EXCEEDED (default 300)")
     serve.add_argument("--generation-max-queue", type=int, default=defaults.generation_max_queue,
@@ -75,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             data_roots=tuple(args.data_root), max_request_bytes=args.max_request_bytes,
             cancel_grace_s=args.cancel_grace, stop_grace_s=args.stop_grace,
             worker_hang_timeout_s=args.worker_hang_timeout, checkpoint_interval_s=args.checkpoint_interval,
-            torch_threads=args.torch_threads, generation_timeout_s=args.generation_timeout,
-            generation_max_queue=args.generation_max_queue,
+            torch_threads=args.torch_threads, generator_torch_threads=args.generator_threads,
+            generation_timeout_s=args.generation_timeout, generation_max_queue=args.generation_max_queue,
         )
         config.check_safe_to_serve()
     except ValueError as exc:

@@ -310,7 +310,8 @@ def _decode(model, tokenizer, rows: list[_Row], cancelled: Callable[[int], bool]
     with torch.inference_mode(), runtime().autocast():
         if shared:
             prefix = torch.tensor([rows[0].prompt[:shared]], device=device)
-            past = model(input_ids=prefix, use_cache=True, logits_to_keep=torch.zeros(0, dtype=torch.long)).cache
+            no_logits = torch.zeros(0, dtype=torch.long, device=device)
+            past = model(input_ids=prefix, use_cache=True, logits_to_keep=no_logits).cache
             past.batch_repeat_interleave(len(rows))
         while True:
             output = model(input_ids=inputs, attention_mask=mask, position_ids=positions, cache=past,

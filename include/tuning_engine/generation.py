@@ -27,6 +27,9 @@ MAX_CANDIDATES = 8  # Vertex's limit of candidateCount
 # Gemini's default output limit is far beyond what a small local model can use; an unset
 # maxOutputTokens means this many tokens, or what is left of the model's context if less.
 DEFAULT_MAX_OUTPUT_TOKENS = 512
+# A batch's common prompt start (a system instruction) runs once when that saves at least this
+# many tokens of prefill: below it, the separate pass costs about what it saves.
+MIN_SHARED_PREFIX_SAVING = 32
 
 
 @dataclass(frozen=True)
@@ -279,27 +282,41 @@ def _decode(model, tokenizer, rows: list[_Row], cancelled: Callable[[int], bool]
     """Sample every row token by token, all rows in one forward pass per token, until each has
     finished (end token, stop sequence, its own maxOutputTokens, or its request cancelled). A row
     that has finished leaves the batch (and its cache), so a long answer does not keep the short
-    ones computing."""
+    ones computing.
+
+    The tokens that every prompt starts with (a shared system instruction, or all but the last
+    token of a request's candidates) run once, and the rows continue from copies of their keys
+    and values. Causal attention makes this exact: those tokens never see what follows them."""
     import torch
 
     device = runtime().device
     end_tokens = {tokenizer.eos_token_id, *_as_list(getattr(model.config, "eos_token_id", None))} - {None}
     samplers = [torch.Generator(device=device).manual_seed(row.seed) for row in rows]
-    width = max(len(row.prompt) for row in rows)
+    shared = _shared_prefix_length([row.prompt for row in rows])
+    if (len(rows) - 1) * shared < MIN_SHARED_PREFIX_SAVING:
+        shared = 0
+    width = max(len(row.prompt) for row in rows) - shared
     inputs = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):  # left-padded, so that every row's next token is at the end
-        inputs[i, width - len(row.prompt):] = torch.tensor(row.prompt)
-        mask[i, width - len(row.prompt):] = 1
-    positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
+    mask = torch.zeros((len(rows), shared + width), dtype=torch.long)
+    mask[:, :shared] = 1
+    for i, row in enumerate(rows):  # left-padded after the shared part: every row's next token is at the end
+        own = row.prompt[shared:]
+        inputs[i, width - len(own):] = torch.tensor(own)
+        mask[i, shared + width - len(own):] = 1
+    positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)[:, shared:]
     inputs, mask, positions = inputs.to(device), mask.to(device), positions.to(device)
     live = list(range(len(rows)))  # the rows still decoding, in the batch's order
     past = None
     with torch.inference_mode(), runtime().autocast():
+        if shared:
+            prefix = torch.tensor([rows[0].prompt[:shared]], device=device)
+            no_logits = torch.zeros(0, dtype=torch.long, device=device)
+            past = model(input_ids=prefix, use_cache=True, logits_to_keep=no_logits).cache
+            past.batch_repeat_interleave(len(rows))
         while True:
             output = model(input_ids=inputs, attention_mask=mask, position_ids=positions, cache=past,
                            use_cache=True, logits_to_keep=1)
-            past = output.past_key_values
+            past = output.cache
             logits = output.logits[:, -1].float()
             for position, i in enumerate(live):
                 row = rows[i]
@@ -318,6 +335,15 @@ def _decode(model, tokenizer, rows: list[_Row], cancelled: Callable[[int], bool]
             inputs = torch.tensor([rows[i].generated[-1] for i in live], device=device)[:, None]
             mask = torch.cat([mask, torch.ones((len(live), 1), dtype=mask.dtype, device=device)], dim=1)
             positions = positions[:, -1:] + 1
+
+
+def _shared_prefix_length(prompts: list[list[int]]) -> int:
+    """How many leading tokens all prompts share, leaving each at least one token of its own."""
+    shortest = min(len(prompt) for prompt in prompts)
+    length = 0
+    while length < shortest - 1 and all(prompt[length] == prompts[0][length] for prompt in prompts):
+        length += 1
+    return length
 
 
 def _settled(text: str, stops: tuple[str, ...]) -> str:

@@ -96,6 +96,53 @@ def test_a_batch_answers_exactly_as_one_request_at_a_time(generator, tiny_model)
     assert together == alone
 
 
+class RecordedCalls:
+    """A model that records the shape of the tokens of each forward pass."""
+
+    def __init__(self, model):
+        self.model, self.config, self.shapes = model, model.config, []
+
+    def __call__(self, **inputs):
+        self.shapes.append(tuple(inputs["input_ids"].shape))
+        return self.model(**inputs)
+
+
+@pytest.mark.parametrize("system", ["Route the ticket: billing, shipping, technical, account or returns.", None])
+def test_a_shared_prompt_start_runs_once_and_changes_no_answer_in_fp32(tiny_model, tiny_tokenizer, monkeypatch, system):
+    from include.tuning_engine import generation
+    from include.tuning_engine.runtime import Runtime
+
+    monkeypatch.setattr(generation, "runtime", lambda: Runtime("cpu", 1, bf16=False))
+    generator = Generator()
+
+    def asked(text, **config):
+        return {**ask(text, **config), **({"systemInstruction": {"parts": [{"text": system}]}} if system else {})}
+
+    requests = [asked(text, temperature=0, maxOutputTokens=length)
+                for text, length in [("my card was charged twice", 6), ("parcel late", 9), ("?", 3),
+                                     ("the app crashes whenever I open the settings page", 12)]]
+    requests.append(asked("refund", temperature=1.0, seed=5, maxOutputTokens=7, candidateCount=2))
+    stop = answer(generator.generate(tiny_model, None, requests[3]))[2:4]
+    requests.append(asked("the app crashes whenever I open the settings page", temperature=0, maxOutputTokens=12,
+                          stopSequences=[stop]))
+    alone = [generator.generate(tiny_model, None, request) for request in requests]
+    assert alone[-1]["candidates"][0]["finishReason"] == "STOP"
+
+    model, _ = generator._model(tiny_model, None)
+    recorded = RecordedCalls(model)
+    monkeypatch.setattr(generator, "_model", lambda base, adapter: (recorded, tiny_tokenizer))
+    together = generator.generate_batch([(tiny_model, None, request) for request in requests])
+    assert together == alone
+    prompts = [render_prompt(tiny_tokenizer, chat_messages(request)) for request in requests]
+    rows = len(prompts) + 1  # the sampled request's two candidates are two rows
+    shared = generation._shared_prefix_length(prompts)
+    if system:  # the system instruction ran once, then each row its own tokens
+        assert (rows - 1) * shared >= generation.MIN_SHARED_PREFIX_SAVING
+        assert recorded.shapes[:2] == [(1, shared), (rows, max(map(len, prompts)) - shared)]
+    else:  # too little in common to pay for a separate pass
+        assert recorded.shapes[0] == (rows, max(map(len, prompts)))
+
+
 def test_finished_rows_leave_the_batch(tiny_model, tiny_tokenizer):
     from include.tuning_engine.generation import _decode, _prepared, _Row
     from include.tuning_engine.runtime import load_model

@@ -80,13 +80,13 @@ def _batches(table: FeatureTable) -> Batches:
 
     frame = table.frame
     index = pd.Index(frame["line"].to_numpy())
-    lines = pd.DataFrame({"status": frame["status"].to_numpy(), "format": frame["format"].to_numpy(),
+    lines = pd.DataFrame({"status": frame["status"].array, "format": frame["format"].array,
                           "bytes": frame["bytes"].to_numpy(np.int64)}, index=index)  # fmt: skip
     parsed = frame["parsed"].to_numpy()
     examples = pd.DataFrame(
         {
             "line": frame["line"].to_numpy()[parsed],
-            "format": frame["format"].to_numpy()[parsed],
+            "format": frame["format"].array[parsed],
             "last_role_model": frame["last_role_model"].to_numpy()[parsed],
             "hash": frame["hash"].to_numpy()[parsed],
             **{name: frame[name].to_numpy(np.int64)[parsed] for name in _NUMERIC},
@@ -107,9 +107,12 @@ def feature_batches(train: FeatureTable, validation: FeatureTable | None, task: 
     if validation is not None:
         batches["validation"] = _batches(validation)
     for batch in batches.values():
-        examples = batch.examples
-        first_line = examples.groupby("hash", sort=False)["line"].transform("first")
-        examples["duplicate_of"] = np.where(first_line != examples["line"], first_line, 0).astype(np.int64)
+        # A hash table, not a sort or a group-by: each repeat points at the first line with its hash.
+        hashes, lines = batch.examples["hash"].to_numpy(), batch.examples["line"].to_numpy(np.int64)
+        repeat = pd.Series(hashes).duplicated().to_numpy()
+        duplicate_of = np.zeros(len(hashes), np.int64)
+        duplicate_of[repeat] = lines[~repeat][pd.Index(hashes[~repeat]).get_indexer(hashes[repeat])]
+        batch.examples["duplicate_of"] = duplicate_of
     if validation is not None:
         training = batches["training"].examples
         training_line = pd.Series(training["line"].to_numpy(), index=training["hash"].to_numpy())

@@ -199,20 +199,29 @@ class _Extractor:
         self.crlf_lines = 0
         self.has_bom = False
 
-    def add_line(self, raw: bytes, line: int, offset: int, newline: bool = True, first_of_file: bool = False) -> None:
-        size = len(raw) + newline
-        if first_of_file and raw.startswith(_BOM):
-            raw = raw[len(_BOM):]
-            self.has_bom = True
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
-            self.crlf_lines += 1
-        try:
-            example = schema.decoder.decode(raw)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            example = None
-        if example is None or not self._add_example(line, offset, size, example, None, strict=True):
-            self._diagnose(raw, line, offset, size)
+    def add_lines(self, lines: list[bytes], line: int, offset: int, newline: bool = True) -> tuple[int, int]:
+        """Add lines numbered from line + 1, the first at byte offset; returns the next line and offset.
+
+        One call per chunk, not per line: this loop is the pass's hot path.
+        """
+        decode, add_example = schema.decoder.decode, self._add_example
+        for raw in lines:
+            line += 1
+            size = len(raw) + newline
+            if offset == 0 and raw.startswith(_BOM):
+                raw = raw[len(_BOM):]
+                self.has_bom = True
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+                self.crlf_lines += 1
+            try:
+                example = decode(raw)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                example = None
+            if example is None or not add_example(line, offset, size, example, None, True):
+                self._diagnose(raw, line, offset, size)
+            offset += size
+        return line, offset
 
     def _diagnose(self, raw: bytes, line: int, offset: int, size: int) -> None:
         """The slow path: find out and note what is wrong with the line, keep what can be read."""
@@ -370,13 +379,10 @@ def _extract_range(path: str, start: int, end: int, with_label: bool, tokenizer:
             remaining -= len(chunk)
             lines = (carry + chunk).split(b"\n")
             carry = lines.pop()
-            for raw in lines:
-                line += 1
-                extractor.add_line(raw, line, offset, first_of_file=offset == 0)
-                offset += len(raw) + 1
+            line, offset = extractor.add_lines(lines, line, offset)
             del lines
     if carry:  # the last line of the file, without a final newline
-        extractor.add_line(carry, line + 1, offset, newline=False, first_of_file=offset == 0)
+        extractor.add_lines([carry], line, offset, newline=False)
     return extractor.finish()
 
 

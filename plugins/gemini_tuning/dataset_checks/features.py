@@ -296,17 +296,17 @@ class _Extractor:
             if example.system_instruction is not None and example.systemInstruction is None:
                 example.systemInstruction, example.system_instruction = example.system_instruction, None
             system = example.systemInstruction
-            part_lists = [content.parts for content in contents]
+            parts = [part for content in contents for part in content.parts]
             if system is not None:
-                part_lists.insert(0, system.parts)
-            texts = [part.text for parts in part_lists for part in parts if part.text is not None]
-            if len(texts) < sum(map(len, part_lists)):  # some parts carry no text
-                for parts in part_lists:
-                    for part in parts:
-                        if part.text is None:
-                            if not part.has_data():
-                                return False  # only the fast path meets these: the walk drops them
-                            non_text += 1
+                parts[:0] = system.parts
+            texts = [part.text for part in parts]
+            if None in texts:  # some parts carry no text
+                for part in parts:
+                    if part.text is None:
+                        if not part.has_data():
+                            return False  # only the fast path meets these: the walk drops them
+                        non_text += 1
+                texts = [text for text in texts if text is not None]
             roles = [content.role for content in contents]
         elif example.messages is not None:
             format_code = _MESSAGES

@@ -1,7 +1,7 @@
 """Benchmark: our streaming validator against a naive pandas baseline on a ~1 GB JSONL file.
 
     python tests/benchmarks/bench_dataset_validation.py [--size-mb 1000] [--baseline-size-mb 100]
-        [--memory-limit-mb 6000] [--baseline-timeout 600] [--workdir DIR] [--keep]
+        [--memory-limit-mb 6000] [--baseline-timeout 600] [--repeat 1] [--workdir DIR] [--keep]
 
 Generates a realistic dataset (about 1M examples at 1000 MB: short classification examples,
 multi-turn chats and long summarisation examples, one in 50 a duplicate), then measures each
@@ -11,10 +11,12 @@ suite, report) and a naive baseline (`pandas.read_json(lines=True)` of the raw f
 same kind of checks over that frame with Python-level apply). Prints wall time and MB/s, CPU
 seconds (this process and its workers: comparable when other work shares the machine), peak
 RSS, the load average as each measurement starts, and the ratios against the goals (ours at
-least 8x the baseline's MB/s, under 30 s for 1 GB). The baseline holds the whole parsed file in memory; when it cannot finish
-the full file within --baseline-timeout or --memory-limit-mb (an address-space cap, so that it
-cannot take a shared machine down), both are also measured on the first --baseline-size-mb.
-The generated files are deleted unless --keep.
+least 8x the baseline's MB/s, under 30 s for 1 GB). The baseline holds the whole parsed file in
+memory; when it cannot finish the full file within --baseline-timeout or --memory-limit-mb (an
+address-space cap, so that it cannot take a shared machine down), both are also measured on the
+first --baseline-size-mb, and ours on the whole file is compared with the baseline on that prefix.
+With --repeat N each contender runs N times and the fastest run of each is shown. The generated
+files are deleted unless --keep.
 """
 
 from __future__ import annotations
@@ -180,6 +182,16 @@ def measure(which: str, path: Path, timeout: float, memory_limit_mb: int) -> dic
     return result
 
 
+def best_of(repeat: int, which: str, path: Path, timeout: float, memory_limit_mb: int) -> dict:
+    """The fastest of `repeat` runs: the one least slowed by other work on a shared machine."""
+    runs = []
+    for _ in range(repeat):
+        runs.append(measure(which, path, timeout, memory_limit_mb))
+        if "failed" in runs[-1]:
+            return runs[-1]
+    return min(runs, key=lambda run: run["seconds"])
+
+
 def _show(name: str, size_mb: float, result: dict) -> None:
     if "failed" in result:
         print(f"  {name:<9} {size_mb:8.1f} MB  load {result['load']:4.2f}  FAILED: {result['failed']}")
@@ -225,6 +237,7 @@ def main() -> None:
     parser.add_argument("--baseline-timeout", type=float, default=600.0, help="seconds before giving up on it")
     parser.add_argument("--memory-limit-mb", type=int, default=6_000, help="address-space cap per contender")
     parser.add_argument("--workdir", type=Path, default=None, help="where to write the file (default: a temp dir)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each contender; the fastest is shown")
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -240,9 +253,10 @@ def main() -> None:
     print(f"generated {full}: {size_mb:.1f} MB, {count:,} examples in {time.perf_counter() - started:.0f} s")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
     try:
-        ours = measure("ours", full, timeout=args.baseline_timeout, memory_limit_mb=args.memory_limit_mb)
+        limits = {"timeout": args.baseline_timeout, "memory_limit_mb": args.memory_limit_mb}
+        ours = best_of(args.repeat, "ours", full, **limits)
         _show("ours", size_mb, ours)
-        baseline = measure("baseline", full, timeout=args.baseline_timeout, memory_limit_mb=args.memory_limit_mb)
+        baseline = best_of(args.repeat, "baseline", full, **limits)
         _show("baseline", size_mb, baseline)
         _ratio(ours, baseline)
         if "failed" in baseline and args.baseline_size_mb < size_mb:
@@ -253,9 +267,9 @@ def main() -> None:
             piece = workdir / "slice.jsonl"
             _head(full, piece, args.baseline_size_mb)
             piece_mb = piece.stat().st_size / 1e6
-            ours_piece = measure("ours", piece, timeout=args.baseline_timeout, memory_limit_mb=args.memory_limit_mb)
+            ours_piece = best_of(args.repeat, "ours", piece, **limits)
             _show("ours", piece_mb, ours_piece)
-            baseline = measure("baseline", piece, timeout=args.baseline_timeout, memory_limit_mb=args.memory_limit_mb)
+            baseline = best_of(args.repeat, "baseline", piece, **limits)
             _show("baseline", piece_mb, baseline)
             _ratio(ours_piece, baseline)
             _ratio(ours, baseline)

@@ -1,7 +1,7 @@
 """Benchmark: our streaming validator against a naive pandas baseline on a ~1 GB JSONL file.
 
     python tests/benchmarks/bench_dataset_validation.py [--size-mb 1000] [--baseline-size-mb 100]
-        [--memory-limit-mb 6000] [--baseline-timeout 600] [--workdir DIR] [--keep]
+        [--memory-limit-mb 6000] [--baseline-timeout 600] [--repeat 1] [--workdir DIR] [--keep]
 
 Generates a realistic dataset (about 1M examples at 1000 MB: short classification examples,
 multi-turn chats and long summarisation examples, one in 50 a duplicate), then measures each
@@ -10,10 +10,13 @@ with the classification checks, the whole thing: imports, streaming pass, great-
 suite, report) and a naive baseline (`pandas.read_json(lines=True)` of the raw file, then the
 same kind of checks over that frame with Python-level apply). Prints wall time and MB/s, CPU
 seconds (this process and its workers: comparable when other work shares the machine), peak
-RSS, and the ratios. The baseline holds the whole parsed file in memory; when it cannot finish
-the full file within --baseline-timeout or --memory-limit-mb (an address-space cap, so that it
-cannot take a shared machine down), both are also measured on the first --baseline-size-mb.
-The generated files are deleted unless --keep.
+RSS, the load average as each measurement starts, and the ratios against the goals (ours at
+least 8x the baseline's MB/s, under 30 s for 1 GB). The baseline holds the whole parsed file in
+memory; when it cannot finish the full file within --baseline-timeout or --memory-limit-mb (an
+address-space cap, so that it cannot take a shared machine down), both are also measured on the
+first --baseline-size-mb, and ours on the whole file is compared with the baseline on that prefix.
+With --repeat N each contender runs N times and the fastest run of each is shown. The generated
+files are deleted unless --keep.
 """
 
 from __future__ import annotations
@@ -157,6 +160,7 @@ def _child(which: str, path: str) -> None:
 
 def measure(which: str, path: Path, timeout: float, memory_limit_mb: int) -> dict:
     command = [sys.executable, __file__, "--child", which, str(path)]
+    load = os.getloadavg()[0]  # other work on the machine when this measurement starts
 
     def limit_memory() -> None:
         limit = memory_limit_mb << 20
@@ -167,26 +171,42 @@ def measure(which: str, path: Path, timeout: float, memory_limit_mb: int) -> dic
             command, capture_output=True, text=True, timeout=timeout, preexec_fn=limit_memory
         )
     except subprocess.TimeoutExpired:
-        return {"failed": f"did not finish within {timeout:.0f} s"}
+        return {"failed": f"did not finish within {timeout:.0f} s", "load": load}
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["?"])[-1]
-        return {"failed": f"exit {done.returncode}: {last[:200]}"}
+        return {"failed": f"exit {done.returncode}: {last[:200]}", "load": load}
     result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["load"] = load
     result["mb_per_s"] = path.stat().st_size / 1e6 / result["seconds"]
     result["size_mb"] = path.stat().st_size / 1e6
     return result
 
 
+def best_of(repeat: int, which: str, path: Path, timeout: float, memory_limit_mb: int) -> dict:
+    """The fastest of `repeat` runs: the one least slowed by other work on a shared machine."""
+    runs = []
+    for _ in range(repeat):
+        runs.append(measure(which, path, timeout, memory_limit_mb))
+        if "failed" in runs[-1]:
+            return runs[-1]
+    return min(runs, key=lambda run: run["seconds"])
+
+
 def _show(name: str, size_mb: float, result: dict) -> None:
     if "failed" in result:
-        print(f"  {name:<9} {size_mb:8.1f} MB  FAILED: {result['failed']}")
+        print(f"  {name:<9} {size_mb:8.1f} MB  load {result['load']:4.2f}  FAILED: {result['failed']}")
     else:
         workers = f" + workers {result['worker_peak_mb']:.0f} MB each" if result["worker_peak_mb"] > 50 else ""
         print(
-            f"  {name:<9} {size_mb:8.1f} MB  {result['examples']:>9,} examples  {result['seconds']:6.1f} s wall"
+            f"  {name:<9} {size_mb:8.1f} MB  load {result['load']:4.2f}  {result['examples']:>9,} examples"
+            f"  {result['seconds']:6.1f} s wall"
             f"  {result['mb_per_s']:6.1f} MB/s  {result['cpu_seconds']:6.1f} s CPU"
             f"  peak RSS {result['peak_mb']:.0f} MB{workers}"
         )
+
+
+GOAL_RATIO = 8  # ours against the baseline, in MB/s of wall time
+GOAL_SECONDS = 30  # ours on the 1 GB file
 
 
 def _ratio(ours: dict, baseline: dict) -> None:
@@ -196,7 +216,7 @@ def _ratio(ours: dict, baseline: dict) -> None:
     cpu = (baseline["cpu_seconds"] / baseline["size_mb"]) / (ours["cpu_seconds"] / ours["size_mb"])
     print(
         f"  ratio ours ({ours['size_mb']:.0f} MB) / baseline ({baseline['size_mb']:.0f} MB): "
-        f"{wall:.1f}x MB/s wall, {cpu:.1f}x CPU per MB (goal >= 5x)"
+        f"{wall:.1f}x MB/s wall (goal >= {GOAL_RATIO}x), {cpu:.1f}x CPU seconds per MB"
     )
 
 
@@ -217,6 +237,7 @@ def main() -> None:
     parser.add_argument("--baseline-timeout", type=float, default=600.0, help="seconds before giving up on it")
     parser.add_argument("--memory-limit-mb", type=int, default=6_000, help="address-space cap per contender")
     parser.add_argument("--workdir", type=Path, default=None, help="where to write the file (default: a temp dir)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each contender; the fastest is shown")
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -232,26 +253,30 @@ def main() -> None:
     print(f"generated {full}: {size_mb:.1f} MB, {count:,} examples in {time.perf_counter() - started:.0f} s")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
     try:
-        ours = measure("ours", full, timeout=args.baseline_timeout, memory_limit_mb=args.memory_limit_mb)
+        limits = {"timeout": args.baseline_timeout, "memory_limit_mb": args.memory_limit_mb}
+        ours = best_of(args.repeat, "ours", full, **limits)
         _show("ours", size_mb, ours)
-        baseline = measure("baseline", full, timeout=args.baseline_timeout, memory_limit_mb=args.memory_limit_mb)
+        baseline = best_of(args.repeat, "baseline", full, **limits)
         _show("baseline", size_mb, baseline)
         _ratio(ours, baseline)
         if "failed" in baseline and args.baseline_size_mb < size_mb:
-            print(f"the baseline cannot do {size_mb:.0f} MB here: both on the first {args.baseline_size_mb:.0f} MB")
+            print(
+                f"the baseline cannot do {size_mb:.0f} MB here: both on the first {args.baseline_size_mb:.0f} MB, "
+                f"then ours on the whole file against the baseline on that prefix (MB/s and CPU per MB)"
+            )
             piece = workdir / "slice.jsonl"
             _head(full, piece, args.baseline_size_mb)
             piece_mb = piece.stat().st_size / 1e6
-            ours_piece = measure("ours", piece, timeout=args.baseline_timeout, memory_limit_mb=args.memory_limit_mb)
+            ours_piece = best_of(args.repeat, "ours", piece, **limits)
             _show("ours", piece_mb, ours_piece)
-            baseline = measure("baseline", piece, timeout=args.baseline_timeout, memory_limit_mb=args.memory_limit_mb)
+            baseline = best_of(args.repeat, "baseline", piece, **limits)
             _show("baseline", piece_mb, baseline)
             _ratio(ours_piece, baseline)
             _ratio(ours, baseline)
         if "failed" not in ours:
             peak = ours["peak_mb"] + 2 * ours["worker_peak_mb"]  # as if all three peaked at once
             print(
-                f"goals on the {size_mb:.0f} MB file: time {ours['seconds']:.1f} s (goal < 60 s for 1 GB), "
+                f"goals on the {size_mb:.0f} MB file: time {ours['seconds']:.1f} s (goal < {GOAL_SECONDS} s for 1 GB), "
                 f"peak RSS {ours['peak_mb']:.0f} MB, at most {peak:.0f} MB with the workers (goal < 1500 MB)"
             )
     finally:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from gemini_tuning.dataset_checks import features, suite
 from gemini_tuning.dataset_checks.features import extract_features
+from gemini_tuning.dataset_checks.validate import validate_dataset
 
 from .conftest import example, jsonl
 
@@ -121,3 +123,42 @@ def test_a_fast_tokenizer_counts_as_transformers_does_without_importing_torch(tm
     counts, imported_torch = json.loads(out.stdout)
     assert counts == expected and max(counts) > 1
     assert not imported_torch
+
+
+# Errors of each kind next to one another, so that chunk and range boundaries fall on and around them.
+BOUNDARY_ROWS = MIXED + [
+    {"contents": [{"role": "system", "parts": [{"text": "s"}]}, {"role": "model", "parts": [{"text": "x"}]}]},
+    example("   ", "label-x"),
+    {"contents": [{"role": "user", "parts": [{"text": "q"}]}]},
+    {"messages": [{"role": "user", "content": "hi"}, {"role": "model", "content": "label-y"}]},
+    example("b", "label-x"),
+]
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 2, 3, 5, 8, 61, 256])
+def test_chunk_boundaries_change_nothing(tmp_path, monkeypatch, chunk_bytes):
+    """Lines cut anywhere by the chunks (a BOM, CRLF, no final newline) read as in one chunk."""
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + jsonl(*BOUNDARY_ROWS).replace(b"\n", b"\r\n")[:-2])
+    whole = extract_features(path, with_label=True, workers=1)
+    monkeypatch.setattr(features, "_CHUNK_BYTES", chunk_bytes)
+    chunked = extract_features(path, with_label=True, workers=1)
+    assert chunked.frame.equals(whole.frame)
+    assert chunked.notes == whole.notes
+    assert (chunked.has_bom, chunked.crlf_lines) == (whole.has_bom, whole.crlf_lines) == (True, len(BOUNDARY_ROWS) - 1)
+
+
+@pytest.mark.parametrize("workers", [2, 5])
+def test_parallel_ranges_give_the_same_report(tmp_path, workers):
+    """Worker ranges start next to bad lines: the findings keep their lines and details."""
+    train = tmp_path / "train.jsonl"
+    train.write_bytes(jsonl(*BOUNDARY_ROWS * 3))
+    serial = validate_dataset(train, task="classification", workers=1)
+    parallel = validate_dataset(train, task="classification", workers=workers)
+    assert parallel.to_dict() == serial.to_dict()
+    rows = BOUNDARY_ROWS * 3
+    unreadable = [number for number, row in enumerate(rows, 1) if isinstance(row, (str, bytes)) and row]
+    system_turn = [number for number, row in enumerate(rows, 1) if row is BOUNDARY_ROWS[len(MIXED)]]
+    lines = {finding.rule: finding.lines for finding in serial.findings}
+    assert lines["json_line"] == unreadable[: suite.LINES_SHOWN]
+    assert lines["roles"] == system_turn == [22, 48, 74]

@@ -87,6 +87,15 @@ def test_file_limits(write, monkeypatch, rule, limit, role):
     finding = [f for f in report.findings if f.rule == rule and f.role == role][0]
     assert finding.severity == "error"
     assert f"[{rule}] {role} file" in finding.message and "(found " in finding.message
+    assert finding.observed == (train.stat().st_size if rule == "file_size" else 3)
+
+
+def test_a_file_of_exactly_the_size_limit_is_accepted(write, monkeypatch):
+    train = write("train.jsonl", example("a"), b"", example("b"))
+    monkeypatch.setattr(suite, "MAX_FILE_BYTES", train.stat().st_size)
+    assert not [f for f in validate_dataset(train).findings if f.rule == "file_size"]
+    monkeypatch.setattr(suite, "MAX_FILE_BYTES", train.stat().st_size - 1)
+    assert [f.observed for f in validate_dataset(train).findings if f.rule == "file_size"] == [train.stat().st_size]
 
 
 def test_blank_lines_are_a_warning_with_their_line(write):

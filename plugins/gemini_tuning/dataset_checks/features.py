@@ -11,7 +11,6 @@ The rules themselves are checked afterwards, over the frame, by the expectation 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import multiprocessing
 import os
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Callable
 
 import msgspec
 import orjson
+import xxhash
 
 from gemini_tuning.dataset_checks import schema
 from gemini_tuning.dataset_checks.rules import CHARS_PER_TOKEN
@@ -52,7 +52,7 @@ NON_TEXT_PART_FIELDS = frozenset(
 ROW_FIELDS = (
     ("line", "i"), ("offset", "q"), ("bytes", "i"), ("status", "b"), ("format", "b"), ("turns", "i"),
     ("model_turns", "i"), ("bad_roles", "i"), ("last_role_model", "?"), ("empty_texts", "i"),
-    ("non_text_parts", "i"), ("malformed", "i"), ("chars", "i"), ("hash", "q"), ("label", "i"),
+    ("non_text_parts", "i"), ("malformed", "i"), ("chars", "i"), ("hash", "Q"), ("label", "i"),
 )  # fmt: skip
 _ROW = struct.Struct("<" + "".join(code for _, code in ROW_FIELDS))
 _BOM = b"\xef\xbb\xbf"
@@ -199,20 +199,41 @@ class _Extractor:
         self.crlf_lines = 0
         self.has_bom = False
 
-    def add_line(self, raw: bytes, line: int, offset: int, newline: bool = True, first_of_file: bool = False) -> None:
-        size = len(raw) + newline
-        if first_of_file and raw.startswith(_BOM):
-            raw = raw[len(_BOM):]
-            self.has_bom = True
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
-            self.crlf_lines += 1
-        try:
-            example = schema.decoder.decode(raw)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            example = None
-        if example is None or not self._add_example(line, offset, size, example, _Problems(), strict=True):
-            self._diagnose(raw, line, offset, size)
+    def add_lines(self, buffer: bytes, line: int, offset: int, at_end: bool) -> tuple[int, int, int]:
+        """Add the lines of buffer, numbered from line + 1, the first at byte offset.
+
+        Returns the next line number and offset, and how many bytes of buffer were read: the rest
+        is the start of a line the next chunk ends (unless at_end: the file ends there). One call
+        per chunk, lines found by find (memchr; bytes.split looks at each byte in turn): this loop
+        is the pass's hot path.
+        """
+        decode, add_example, find = schema.decoder.decode, self._add_example, buffer.find
+        start, stop = 0, len(buffer)
+        while start < stop:
+            newline = find(b"\n", start)
+            if newline != -1:
+                raw, next_start = buffer[start:newline], newline + 1
+            elif at_end:  # the last line of the file, without a final newline
+                raw, next_start = buffer[start:], stop
+            else:
+                break
+            line += 1
+            size = next_start - start
+            start = next_start
+            if offset == 0 and raw.startswith(_BOM):
+                raw = raw[len(_BOM):]
+                self.has_bom = True
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+                self.crlf_lines += 1
+            try:
+                example = decode(raw)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                example = None
+            if example is None or not add_example(line, offset, size, example, None, True):
+                self._diagnose(raw, line, offset, size)
+            offset += size
+        return line, offset, start
 
     def _diagnose(self, raw: bytes, line: int, offset: int, size: int) -> None:
         """The slow path: find out and note what is wrong with the line, keep what can be read."""
@@ -258,34 +279,35 @@ class _Extractor:
             self._count_later("")
 
     def _add_example(
-        self, line: int, offset: int, size: int, example: schema.Example, problems: _Problems, strict: bool
+        self, line: int, offset: int, size: int, example: schema.Example, problems: _Problems | None, strict: bool
     ) -> bool:
         """Summarise one example into a row.
 
-        Both paths end here. strict (the fast path): add nothing and return False for what only
-        the diagnostic walk can explain (both formats, a misplaced system message, a part with
-        neither text nor data).
+        Both paths end here; the fast path passes no problems (it found none). strict (the fast
+        path): add nothing and return False for what only the diagnostic walk can explain (both
+        formats, a misplaced system message, a part with neither text nor data).
         """
-        texts: list[str] = []
         non_text = 0
-        if example.contents is not None:
+        contents = example.contents
+        if contents is not None:
             if strict and example.messages is not None:
                 return False
             format_code = _CONTENTS
             if example.system_instruction is not None and example.systemInstruction is None:
                 example.systemInstruction, example.system_instruction = example.system_instruction, None
             system = example.systemInstruction
-            part_lists = [content.parts for content in example.contents]
-            for parts in ([system.parts] if system is not None else []) + part_lists:
+            parts = [part for content in contents for part in content.parts]
+            if system is not None:
+                parts[:0] = system.parts
+            texts = [part.text for part in parts]
+            if None in texts:  # some parts carry no text
                 for part in parts:
-                    if part.text is not None:
-                        texts.append(part.text)
-                    elif part.has_data():
+                    if part.text is None:
+                        if not part.has_data():
+                            return False  # only the fast path meets these: the walk drops them
                         non_text += 1
-                    else:
-                        return False  # only the fast path meets these: the walk drops them
-            roles = [content.role for content in example.contents]
-            last_texts = [part.text for part in part_lists[-1] if part.text is not None] if part_lists else []
+                texts = [text for text in texts if text is not None]
+            roles = [content.role for content in contents]
         elif example.messages is not None:
             format_code = _MESSAGES
             roles = [message.role for message in example.messages]
@@ -294,11 +316,10 @@ class _Extractor:
                 del roles[0]
             if strict and "system" in roles:
                 return False
-            last_texts = texts[-1:]
         else:
             return False
         chars = sum(map(len, texts))
-        empty = sum([not text or text.isspace() for text in texts])
+        empty = texts.count("") + sum(map(str.isspace, texts))
         if empty:
             self.notes.add("empty_text", line, f"{empty} empty text(s)")
         if non_text:
@@ -306,14 +327,18 @@ class _Extractor:
         last_role_model = bool(roles) and roles[-1] == "model"
         label = -1
         if self.with_label and last_role_model:
+            if contents is not None:
+                last_texts = [part.text for part in contents[-1].parts if part.text is not None]
+            else:
+                last_texts = texts[-1:]
             label = self.labels.setdefault("".join(last_texts).strip(), len(self.labels))
         # The hash covers the re-encoded example, not its spelling: the same example written with
         # other spacing, key order or extra fields is the same example.
-        content_hash = hashlib.blake2b(schema.encoder.encode(example), digest_size=8).digest()
+        content_hash = xxhash.xxh3_64_intdigest(schema.encoder.encode(example))
+        bad_roles, malformed = (problems.bad_roles, problems.malformed) if problems is not None else (0, 0)
         self.rows += _ROW.pack(
-            line, offset, size, _OK, format_code, len(roles), roles.count("model"), problems.bad_roles,
-            last_role_model, empty, non_text, problems.malformed, chars,
-            int.from_bytes(content_hash, "little", signed=True), label,
+            line, offset, size, _OK, format_code, len(roles), roles.count("model"), bad_roles,
+            last_role_model, empty, non_text, malformed, chars, content_hash, label,
         )  # fmt: skip
         if self.count_tokens is not None:
             self._count_later("\n".join(texts))
@@ -364,15 +389,12 @@ def _extract_range(path: str, start: int, end: int, with_label: bool, tokenizer:
         remaining = end - start
         while remaining > 0 and (chunk := stream.read(min(_CHUNK_BYTES, remaining))):
             remaining -= len(chunk)
-            lines = (carry + chunk).split(b"\n")
-            carry = lines.pop()
-            for raw in lines:
-                line += 1
-                extractor.add_line(raw, line, offset, first_of_file=offset == 0)
-                offset += len(raw) + 1
-            del lines
+            buffer = carry + chunk if carry else chunk
+            line, offset, read = extractor.add_lines(buffer, line, offset, at_end=False)
+            carry = buffer[read:]
+            del buffer, chunk
     if carry:  # the last line of the file, without a final newline
-        extractor.add_line(carry, line + 1, offset, newline=False, first_of_file=offset == 0)
+        extractor.add_lines(carry, line, offset, at_end=True)
     return extractor.finish()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from gemini_tuning.dataset_checks.features import FeatureTable, extract_features
@@ -62,14 +63,17 @@ def validate_dataset(
     for role, uri in inputs.items():
         if uri is None:
             continue
-        with readable_file(str(uri), gcp_conn_id=gcp_conn_id) as path:
-            hashes[role] = file_sha256(path)  # the upload checks it stores exactly these bytes
+        with readable_file(str(uri), gcp_conn_id=gcp_conn_id) as path, ThreadPoolExecutor(1) as hasher:
+            # The upload checks it stores exactly these bytes. hashlib lets go of the GIL: the
+            # digest is computed while the streaming pass reads the same (cached) bytes.
+            sha256 = hasher.submit(file_sha256, path)
             tables[role] = extract_features(
                 path,
                 with_label=task == "classification",
                 tokenizer=str(tokenizer) if tokenizer else None,
                 workers=workers,
             )
+            hashes[role] = sha256.result()
             tables[role].path = str(uri)
             if count_tokens is not None and not tables[role].tokens_counted:
                 confirm_estimates_near_limit(tables[role], path, MAX_TOKENS_PER_EXAMPLE, count_tokens)

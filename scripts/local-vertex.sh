@@ -9,8 +9,7 @@ start_local_vertex() {
   IFS=: read -ra roots <<<"$LOCAL_VERTEX_DATA_ROOTS"
   for root in "${roots[@]}"; do root_args+=(--data-root "$root"); done
   python -m include.local_vertex serve "${root_args[@]}" \
-    ${LOCAL_VERTEX_TORCH_THREADS:+--torch-threads "$LOCAL_VERTEX_TORCH_THREADS"} \
-    ${LOCAL_VERTEX_GENERATOR_THREADS:+--generator-threads "$LOCAL_VERTEX_GENERATOR_THREADS"} >"$log" 2>&1 &
+    ${LOCAL_VERTEX_TORCH_THREADS:+--torch-threads "$LOCAL_VERTEX_TORCH_THREADS"} >"$log" 2>&1 &
   LOCAL_VERTEX_PID=$!
   trap 'kill -TERM "$LOCAL_VERTEX_PID" 2>/dev/null && wait "$LOCAL_VERTEX_PID" 2>/dev/null; true' EXIT
   python - "$LOCAL_VERTEX_PID" <<'PY' || { tail -20 "$log"; return 1; }

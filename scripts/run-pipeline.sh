@@ -8,9 +8,6 @@ scripts/setup.sh
 source scripts/env.sh
 source scripts/local-vertex.sh
 started=$(date +%s)
-# Generation never overlaps training in this job: give it every core. The training steps choose
-# between the cores but one and all of them by timing both.
-export LOCAL_VERTEX_GENERATOR_THREADS=${LOCAL_VERTEX_GENERATOR_THREADS:-$(nproc)}
 start_local_vertex
 
 run_log="$AIRFLOW_HOME/main-job.log"

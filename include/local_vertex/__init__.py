@@ -76,10 +76,11 @@ model's context, if less) and may not exceed what the prompt leaves of the conte
 candidateCount is 1 to 8. At most --generation-max-queue requests wait or run at once (more get
 429 RESOURCE_EXHAUSTED), each for at most --generation-timeout seconds (then 504
 DEADLINE_EXCEEDED). If the generation process dies, its requests get 503 UNAVAILABLE and the
-next request starts a new one; trainings are not affected. Threads (unless --torch-threads): each
-worker's training steps use the cores but one divided by --max-concurrent-jobs, or its share of
-all the cores while timing shows that faster; the generator gets one share of the cores in
-max-concurrent-jobs + 1 (--generator-threads sets its own).
+next request starts a new one; trainings are not affected. Threads (unless --torch-threads), each
+chosen by timing the steps at both counts as the load comes and goes: a worker's training steps
+use the cores but one divided by --max-concurrent-jobs, or its share of all the cores while that
+is faster; the generator's decoding steps one share of the cores in max-concurrent-jobs + 1, or
+all of them while that is faster.
 
 Job life: JOB_STATE_QUEUED (waiting for a slot; --max-concurrent-jobs) -> PENDING (its worker
 process starts, fetches gs:// data, fills unset hyperparameters with the recommended values and

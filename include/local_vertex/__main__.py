@@ -52,12 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--checkpoint-interval", type=float, default=defaults.checkpoint_interval_s,
                        help="seconds between the checkpoints a job saves within an epoch (default 300)")
     serve.add_argument("--torch-threads", type=int, default=None,
-                       help="torch threads per worker and for generation, fixed (default: a worker's training "
-                            "steps use the cores but one, or all of its share while timing shows that faster, "
-                            "shared by the jobs that train at once; the generator gets one share in max-jobs + 1)")
-    serve.add_argument("--generator-threads", type=int, default=None,
-                       help="torch threads of the generation process, over --torch-threads (e.g. all the "
-                            "cores where generation never overlaps training)")
+                       help="torch threads per worker and for generation, fixed (default: chosen by timing: "
+                            "a worker's training steps use the cores but one, shared by the jobs that train at "
+                            "once, or all of its share while that is faster; the generator one share in "
+                            "max-jobs + 1, or all the cores while that is faster)")
     serve.add_argument("--generation-timeout", type=float, default=defaults.generation_timeout_s,
                        help="seconds a generateContent request may take before DEADLINE_EXCEEDED (default 300)")
     serve.add_argument("--generation-max-queue", type=int, default=defaults.generation_max_queue,
@@ -78,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             data_roots=tuple(args.data_root), max_request_bytes=args.max_request_bytes,
             cancel_grace_s=args.cancel_grace, stop_grace_s=args.stop_grace,
             worker_hang_timeout_s=args.worker_hang_timeout, checkpoint_interval_s=args.checkpoint_interval,
-            torch_threads=args.torch_threads, generator_torch_threads=args.generator_threads,
+            torch_threads=args.torch_threads,
             generation_timeout_s=args.generation_timeout, generation_max_queue=args.generation_max_queue,
         )
         config.check_safe_to_serve()

@@ -36,7 +36,6 @@ class ServiceConfig:
     worker_hang_timeout_s: float = 900.0
     checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S  # within an epoch
     torch_threads: int | None = None  # None: see worker_threads and generator_threads
-    generator_torch_threads: int | None = None  # the generator's own, over torch_threads
     generation_timeout_s: float = 300.0  # per generateContent request, then DEADLINE_EXCEEDED
     generation_max_queue: int = 64  # generateContent requests waiting or running; more get 429
     max_resumes: int = 2  # crashes of the service (not clean stops) a job survives before it is FAILED
@@ -52,12 +51,16 @@ class ServiceConfig:
         return self.torch_threads or max(1, _cores() // self.max_concurrent_jobs)
 
     def generator_threads(self) -> int:
-        """Torch threads of the generation process: --generator-threads, --torch-threads, or else
-        one share of the cores in max_concurrent_jobs + 1. Generating while every slot trains then
-        oversubscribes the CPU by that one share at most, where a generator with all cores would
-        make every training step wait on descheduled threads."""
-        return (self.generator_torch_threads or self.torch_threads
-                or max(1, _cores() // (self.max_concurrent_jobs + 1)))
+        """Torch threads of the generation process: --torch-threads, or else one share of the cores
+        in max_concurrent_jobs + 1. Generating while every slot trains then oversubscribes the
+        CPU by that one share at most, where a generator with all cores would make every
+        training step wait on descheduled threads."""
+        return self.torch_threads or max(1, _cores() // (self.max_concurrent_jobs + 1))
+
+    def generator_max_threads(self) -> int:
+        """The most torch threads the generator's decoding steps may use when timing shows them
+        faster (no job training beside them, say): all the cores. --torch-threads pins it."""
+        return self.torch_threads or _cores()
 
     def __post_init__(self):
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
@@ -138,7 +141,6 @@ def worker_settings(config: ServiceConfig) -> dict:
         "base_model": config.base_model,
         "data_roots": [str(r) for r in config.data_roots],
         "torch_threads": config.torch_threads,
-        "generator_torch_threads": config.generator_torch_threads,
         "max_concurrent_jobs": config.max_concurrent_jobs,
         "checkpoint_interval_s": config.checkpoint_interval_s,
     }
@@ -152,7 +154,6 @@ def config_from_worker_settings(settings: dict) -> ServiceConfig:
         base_model=settings["base_model"],
         data_roots=tuple(Path(r) for r in settings["data_roots"]),
         torch_threads=settings["torch_threads"],
-        generator_torch_threads=settings["generator_torch_threads"],
         max_concurrent_jobs=settings["max_concurrent_jobs"],
         checkpoint_interval_s=settings["checkpoint_interval_s"],
     )

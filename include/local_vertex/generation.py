@@ -231,6 +231,7 @@ def _serve_generation() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s generation: %(message)s")
     config = config_from_worker_settings(json.loads(args.settings))
     os.environ["TUNING_ENGINE_THREADS"] = str(config.generator_threads())
+    os.environ["TUNING_ENGINE_MAX_THREADS"] = str(config.generator_max_threads())
 
     inbox: queue.Queue = queue.Queue()
     cancelled: set[int] = set()

@@ -20,6 +20,7 @@ from typing import Callable
 from include.tuning_engine.conversation import chat_messages
 from include.tuning_engine.rendering import render_example, render_prompt
 from include.tuning_engine.runtime import load_model, load_tokenizer, runtime, store_frozen_weights_in_bf16
+from include.tuning_engine.threads import ThreadChooser
 
 log = logging.getLogger(__name__)
 MAX_STOP_SEQUENCES = 5  # Vertex's limit
@@ -90,6 +91,7 @@ class Generator:
         self._lock = threading.Lock()  # one generation at a time: the model is shared
         self._loaded: dict[str, tuple[object, object, set[str]]] = {}  # base -> (model, tokenizer, adapter names)
         self._tokenizers: dict[str, object] = {}  # base -> tokenizer, for token counts without the model
+        self._threads = None  # the thread count of decoding steps, chosen by timing them (see threads.py)
 
     def generate(self, base_model: str, adapter_dir: Path | None, request: dict,
                  on_text: Callable[[str], None] | None = None) -> dict:
@@ -134,7 +136,8 @@ class Generator:
                     rows += [_Row(index, prompt, options, first_seed + candidate, on_text.get(index))
                              for candidate in range(options.candidate_count)]
                 if rows:
-                    _decode(model, tokenizer, rows, cancelled)
+                    self._threads = self._threads or runtime().thread_chooser()
+                    _decode(model, tokenizer, rows, cancelled, self._threads)
                 for index, prompt in prompts.items():
                     results[index] = _response(prompt, [row for row in rows if row.item == index],
                                                base_model, adapter_dir)
@@ -278,7 +281,8 @@ class _AdaptersOff:
             return self._model(**inputs)
 
 
-def _decode(model, tokenizer, rows: list[_Row], cancelled: Callable[[int], bool] | None) -> None:
+def _decode(model, tokenizer, rows: list[_Row], cancelled: Callable[[int], bool] | None,
+            threads: ThreadChooser | None = None) -> None:
     """Sample every row token by token, all rows in one forward pass per token, until each has
     finished (end token, stop sequence, its own maxOutputTokens, or its request cancelled). A row
     that has finished leaves the batch (and its cache), so a long answer does not keep the short
@@ -286,7 +290,11 @@ def _decode(model, tokenizer, rows: list[_Row], cancelled: Callable[[int], bool]
 
     The tokens that every prompt starts with (a shared system instruction, or all but the last
     token of a request's candidates) run once, and the rows continue from copies of their keys
-    and values. Causal attention makes this exact: those tokens never see what follows them."""
+    and values. Causal attention makes this exact: those tokens never see what follows them.
+
+    With `threads`, each decoding step runs at the thread count that timing shows fastest (a
+    step reads every weight whatever the rows, so its time per step is the measure); the prompts'
+    pass runs at the fastest so far."""
     import torch
 
     device = runtime().device
@@ -308,16 +316,26 @@ def _decode(model, tokenizer, rows: list[_Row], cancelled: Callable[[int], bool]
     live = list(range(len(rows)))  # the rows still decoding, in the batch's order
     past = None
     with torch.inference_mode(), runtime().autocast():
+        if threads is not None:
+            threads.use_best()
         if shared:
             prefix = torch.tensor([rows[0].prompt[:shared]], device=device)
             no_logits = torch.zeros(0, dtype=torch.long, device=device)
             past = model(input_ids=prefix, use_cache=True, logits_to_keep=no_logits).cache
             past.batch_repeat_interleave(len(rows))
+        prompts_pass = True
         while True:
+            timed = threads is not None and not prompts_pass
+            if timed:
+                threads.next_count()
+                tick = time.monotonic()
             output = model(input_ids=inputs, attention_mask=mask, position_ids=positions, cache=past,
                            use_cache=True, logits_to_keep=1)
             past = output.cache
             logits = output.logits[:, -1].float()
+            if timed:
+                threads.record(time.monotonic() - tick, 1)
+            prompts_pass = False
             for position, i in enumerate(live):
                 row = rows[i]
                 if cancelled is not None and cancelled(row.item):

@@ -6,8 +6,9 @@ parallel region waits for a descheduled thread, and two threads measured 10x slo
 (41 against 4.3 ms per token). Load changes during a job, so no count fixed at start is right
 throughout: the trainer times each candidate per token, keeps the fastest, and times the others
 again now and then. A re-timing costs one step at the slower count, so how soon the next one
-comes depends on how much slower that count was: a count 1.6x slower is timed again after 12
-steps, one 10x slower after 180 (at most RETIMING_COST of the time goes to re-timing).
+comes depends on how much slower that count was: a count 1.4x slower is timed again after 16
+steps, one 10x slower after 256 (at most RETIMING_COST of the time goes to re-timing, or one
+step in MAX_RETIMING).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import statistics
 from collections import deque
 from collections.abc import Callable, Sequence
 
-RETIMING_COST = 0.05  # the share of training time that re-timing slower counts may cost
+RETIMING_COST = 0.025  # the share of training time that re-timing slower counts may cost
 MIN_RETIMING, MAX_RETIMING = 8, 256  # steps between two re-timings
 WINDOW = 3  # recent timings kept of the count in use: the median shrugs off one slow step
 

@@ -24,9 +24,7 @@ def test_workers_and_the_generator_share_the_cores(monkeypatch, tmp_path):
     assert (three_jobs.worker_max_threads(), one_job.worker_max_threads()) == (5, 16)
     pinned = ServiceConfig(data_dir=tmp_path, max_concurrent_jobs=3, torch_threads=2)
     assert (pinned.worker_threads(), pinned.generator_threads(), pinned.worker_max_threads()) == (2, 2, 2)
-    generation_alone = ServiceConfig(data_dir=tmp_path, generator_torch_threads=16)
-    assert (generation_alone.worker_threads(), generation_alone.generator_threads()) == (15, 16)
-    assert config_module.config_from_worker_settings(config_module.worker_settings(generation_alone)) == generation_alone
+    assert (one_job.generator_max_threads(), pinned.generator_max_threads()) == (16, 2)
 
 
 def test_the_engine_takes_its_thread_count_from_the_service(tmp_path):

@@ -205,3 +205,26 @@ def test_in_bf16_the_base_weights_are_stored_in_bf16_and_answer_as_autocast_does
     row = _Row(0, *_prepared(reference, tiny_tokenizer, request), seed=0)
     _decode(reference, tiny_tokenizer, [row], None)
     assert answer(response) == row.text
+
+
+def test_with_a_larger_thread_budget_decoding_steps_time_each_count_and_answer_alike(tiny_model, monkeypatch):
+    from dataclasses import replace
+
+    import torch
+
+    from include.tuning_engine import generation
+    from include.tuning_engine.runtime import runtime
+
+    requests = [ask(f"question {n}", temperature=0, maxOutputTokens=12) for n in range(3)]
+    fixed = Generator().generate_batch([(tiny_model, None, request) for request in requests])
+    monkeypatch.setattr(generation, "runtime", lambda: replace(runtime(), threads=1, max_threads=2))
+    before = torch.get_num_threads()
+    adaptive = Generator()
+    try:
+        chosen = adaptive.generate_batch([(tiny_model, None, request) for request in requests])
+    finally:
+        torch.set_num_threads(before)
+    assert [answer(r) for r in chosen] == [answer(r) for r in fixed]
+    decoding_steps = max(r["usageMetadata"]["candidatesTokenCount"] for r in chosen) - 1  # the first from the prompts' pass
+    assert sum(adaptive._threads.steps_per_count.values()) == decoding_steps
+    assert all(adaptive._threads.steps_per_count[count] > 0 for count in (1, 2))

@@ -47,7 +47,8 @@ def test_a_busy_machine_moves_to_the_count_that_is_faster_under_load_and_back():
     counts = machine.run(chooser, 300)
     assert counts.index(1) <= 2  # noticed within the window of recent timings
     assert chooser.best() == 1 and counts[-5:] == [1] * 5
-    assert machine.extra_cost(counts[3:]) <= RETIMING_COST * 1.1  # a 10x slower count is timed rarely
+    # A 10x slower count is timed rarely: within the budget, or once in MAX_RETIMING steps.
+    assert machine.extra_cost(counts[3:]) <= max(RETIMING_COST, (10 - 1) / MAX_RETIMING) * 1.1
     machine.ms_per_token = {1: 4.0, 2: 2.5}  # the other process is done
     counts = machine.run(chooser, MAX_RETIMING + 20)
     assert chooser.best() == 2 and counts[-5:] == [2] * 5

@@ -222,7 +222,7 @@ def decoder_hidden_states(decoder, input_ids, attention_mask):
     if shared < MIN_SHARED_PREFIX:
         return decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
     prefix = decoder(input_ids=input_ids[:1, :shared], use_cache=True)
-    cache = prefix.past_key_values
+    cache = prefix.cache
     cache.batch_repeat_interleave(len(input_ids))
     rest = decoder(input_ids=input_ids[:, shared:], attention_mask=attention_mask, cache=cache, use_cache=True)
     return torch.cat([prefix.last_hidden_state.expand(len(input_ids), -1, -1), rest.last_hidden_state], dim=1)

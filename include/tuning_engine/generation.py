@@ -91,7 +91,7 @@ class Generator:
         self._lock = threading.Lock()  # one generation at a time: the model is shared
         self._loaded: dict[str, tuple[object, object, set[str]]] = {}  # base -> (model, tokenizer, adapter names)
         self._tokenizers: dict[str, object] = {}  # base -> tokenizer, for token counts without the model
-        self._threads = None  # the thread count of decoding steps, chosen by timing them (see threads.py)
+        self._threads: ThreadChooser | None = None  # the thread count of decoding steps, chosen by timing them
 
     def generate(self, base_model: str, adapter_dir: Path | None, request: dict,
                  on_text: Callable[[str], None] | None = None) -> dict:

@@ -20,11 +20,11 @@ class Runtime:
     device: str  # "cuda" or "cpu"
     threads: int
     bf16: bool  # matrix products in bf16 autocast
-    max_threads: int = 0  # above `threads`: training steps may use up to this many, as timing says
+    max_threads: int = 0  # above `threads`: training and decoding steps may use this many, as timing says
 
     def thread_chooser(self):
-        """The trainer's per-step thread count: `threads`, or whichever of `threads` and
-        `max_threads` trains faster as the machine's load comes and goes."""
+        """The thread count of each training or decoding step: `threads`, or whichever of
+        `threads` and `max_threads` runs the steps faster as the machine's load comes and goes."""
         import torch
 
         from include.tuning_engine.threads import ThreadChooser
@@ -46,7 +46,7 @@ def runtime() -> Runtime:
 
     To choose the CPU thread count, set TUNING_ENGINE_THREADS: a torch.set_num_threads call made
     before the engine's first use is overridden here. TUNING_ENGINE_MAX_THREADS, if larger, lets
-    training steps use up to that many threads while they prove faster.
+    training and decoding steps use that many threads while they prove faster.
     """
     import torch
 
@@ -54,7 +54,7 @@ def runtime() -> Runtime:
     # Leave one core to the rest of the machine. Measured on the 2-core CPU, SmolLM2 LoRA steps:
     # idle, 2 threads gave 377 tokens/s and 1 thread 227; with other processes busy, 2 threads
     # fell to 12-40 tokens/s (each parallel region waits for a descheduled thread) while 1 thread
-    # held 150-240. The local service's workers let the trainer time both (TUNING_ENGINE_MAX_THREADS).
+    # held 150-240. The local service's workers and generator time both (TUNING_ENGINE_MAX_THREADS).
     threads = int(os.environ.get("TUNING_ENGINE_THREADS", 0)) or max(1, len(os.sched_getaffinity(0)) - 1)
     max_threads = int(os.environ.get("TUNING_ENGINE_MAX_THREADS", 0))
     torch.set_num_threads(threads)

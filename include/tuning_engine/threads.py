@@ -1,4 +1,4 @@
-"""The CPU thread count of training steps, chosen by timing them while the job runs.
+"""The CPU thread count of training (and decoding) steps, chosen by timing them as they run.
 
 On a small CPU the best count depends on what else the machine is doing. On the idle 2-core
 CPU, two threads train SmolLM2 about 1.6x faster than one; with other processes busy, each

@@ -1,7 +1,7 @@
 """The CPU thread count of training (and decoding) steps, chosen by timing them as they run.
 
 On a small CPU the best count depends on what else the machine is doing. On the idle 2-core
-CPU, two threads train SmolLM2 about 1.6x faster than one; with other processes busy, each
+CPU, two threads train SmolLM2 1.3-1.5x faster than one; with other processes busy, each
 parallel region waits for a descheduled thread, and two threads measured 10x slower than one
 (41 against 4.3 ms per token). Load changes during a job, so no count fixed at start is right
 throughout: the trainer times each candidate per token, keeps the fastest, and times the others

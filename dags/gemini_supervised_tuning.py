@@ -175,6 +175,7 @@ PARAMS = {
     ),
     "adapter_size": Param(
         None, type=["null", "string"], enum=[None, *ADAPTER_SIZES], title="Adapter size",
+        values_display={"null": "Recommended for the data"},  # the form would show "null"
         description="LoRA adapter size. Leave empty for the recommended value. "
         "Gemini 2.5 Pro takes up to EIGHT, the other models up to SIXTEEN.", section=MODEL,
     ),

@@ -47,6 +47,15 @@ def test_the_form_is_grouped_in_sections(dag):
     assert sections["max_cost_usd"] == "Guards" and sections["training_dataset"] == "Data"
 
 
+def test_no_dropdown_of_the_form_shows_null(dag):
+    """The form shows a null choice by its values_display label ("null" or "None" key), else as the word null."""
+    nullable = [name for name, param in dag.params.items() if None in param.schema.get("enum", [])]
+    assert "adapter_size" in nullable
+    for name in nullable:
+        labels = dag.params.get_param(name).schema.get("values_display", {})
+        assert labels.get("null") or labels.get("None"), name
+
+
 def test_the_run_has_a_timeout_longer_than_the_wait_for_a_job(dag):
     wait, create = dag.get_task("wait_for_tuning_job"), dag.get_task("create_tuning_job")
     assert dag.dagrun_timeout.total_seconds() > wait.partial_kwargs["timeout"]

@@ -32,10 +32,12 @@ def test_each_data_folder_gets_its_own_random_token_readable_by_its_owner_only(t
 
 def test_the_service_is_started_with_the_data_folders_as_roots_not_the_project(tmp_path):
     # `python` stands in for the service: it records its arguments, then fails the health check.
+    # The service's call runs in the background, beside the health check's: each call's record is
+    # one write, and `wait` lets the service's land before the end.
     record = tmp_path / "calls"
-    stub = f'python() {{ printf "%s\\n" "$@" >>"{record}"; printf -- "---\\n" >>"{record}"; return 1; }}'
+    stub = f'python() {{ printf "%s\\n" "$@" --- >>"{record}"; return 1; }}'  # one write per call
     subprocess.run(["bash", "-c", f"source scripts/env.sh && source scripts/local-vertex.sh && {stub} && "
-                                  "start_local_vertex; true"],
+                                  "start_local_vertex; wait; true"],
                    cwd=PROJECT_ROOT, env={**os.environ, "LOCAL_VERTEX_DATA": str(tmp_path / "data")},
                    capture_output=True, text=True, check=True)
     calls = [call.splitlines() for call in record.read_text().split("---\n")]

@@ -32,8 +32,9 @@ def test_each_data_folder_gets_its_own_random_token_readable_by_its_owner_only(t
 
 def test_the_service_is_started_with_the_data_folders_as_roots_not_the_project(tmp_path):
     # `python` stands in for the service: it records its arguments, then fails the health check.
-    # The service's call runs in the background, beside the health check's: each call's record is
-    # one write, and `wait` lets the service's land before the end.
+    # The service's call runs in the background, and the script's EXIT trap SIGTERMs it: without
+    # the `wait` the shell could exit, and kill it, before it wrote its record (1 run in 15 failed).
+    # Each call's record is one write, so the two calls' records cannot interleave.
     record = tmp_path / "calls"
     stub = f'python() {{ printf "%s\\n" "$@" --- >>"{record}"; return 1; }}'  # one write per call
     subprocess.run(["bash", "-c", f"source scripts/env.sh && source scripts/local-vertex.sh && {stub} && "

@@ -32,16 +32,18 @@ def test_each_data_folder_gets_its_own_random_token_readable_by_its_owner_only(t
 
 def test_the_service_is_started_with_the_data_folders_as_roots_not_the_project(tmp_path):
     # `python` stands in for the service: it records its arguments, then fails the health check.
-    # The service's call runs in the background, and the script's EXIT trap SIGTERMs it: without
-    # the `wait` the shell could exit, and kill it, before it wrote its record (1 run in 15 failed).
-    # Each call's record is one write, so the two calls' records cannot interleave.
-    record = tmp_path / "calls"
-    stub = f'python() {{ printf "%s\\n" "$@" --- >>"{record}"; return 1; }}'  # one write per call
+    # The service's call runs in the background, beside the health check's, so each call records
+    # into a file of its own (bash's printf writes line by line: two calls appending to one file
+    # interleaved their lines: two of the last three full runs failed); `wait` lets the service's call finish before
+    # the script's EXIT trap would SIGTERM it.
+    calls_dir = tmp_path / "calls"
+    calls_dir.mkdir()
+    stub = f'python() {{ printf "%s\\n" "$@" >"$(mktemp "{calls_dir}/call.XXXXXX")"; return 1; }}'
     subprocess.run(["bash", "-c", f"source scripts/env.sh && source scripts/local-vertex.sh && {stub} && "
                                   "start_local_vertex; wait; true"],
                    cwd=PROJECT_ROOT, env={**os.environ, "LOCAL_VERTEX_DATA": str(tmp_path / "data")},
                    capture_output=True, text=True, check=True)
-    calls = [call.splitlines() for call in record.read_text().split("---\n")]
+    calls = [call.read_text().splitlines() for call in calls_dir.iterdir()]
     serve = next(call for call in calls if call[:3] == ["-m", "include.local_vertex", "serve"])
     roots = [serve[i + 1] for i, argument in enumerate(serve) if argument == "--data-root"]
     assert roots == [str(PROJECT_ROOT / "include" / "sample_data"), str(PROJECT_ROOT / "data")]

@@ -6,7 +6,7 @@ pulls in the first time. Three figures per file:
 - as the dag-processor parses it: Airflow's dag-processor imports the `airflow.*` modules a DAG
   file names before it starts the file's parsing process ([dag_processor]
   parsing_pre_import_modules, on by default), so a parse pays only the rest;
-- the same with bytecode cached: where PYTHONDONTWRITEBYTECODE is set (as on our CI machine), the
+- the same with bytecode cached: where PYTHONDONTWRITEBYTECODE is set (as on our development machine), the
   project's modules and the DAG file are compiled from source at every parse, while Airflow's come
   compiled from the install. Python's default, a bytecode cache (here in a scratch folder), spares
   that.

@@ -33,9 +33,9 @@ def test_each_data_folder_gets_its_own_random_token_readable_by_its_owner_only(t
 def test_the_service_is_started_with_the_data_folders_as_roots_not_the_project(tmp_path):
     # `python` stands in for the service: it records its arguments, then fails the health check.
     # The service's call runs in the background, beside the health check's, so each call records
-    # into a file of its own (bash's printf writes line by line: two calls appending to one file
-    # interleaved their lines: two of the last three full runs failed); `wait` lets the service's call finish before
-    # the script's EXIT trap would SIGTERM it.
+    # into a file of its own: bash's printf writes line by line, and two calls appending to one
+    # file interleaved their lines. `wait` lets the service's call finish before the script's EXIT
+    # trap would SIGTERM it.
     calls_dir = tmp_path / "calls"
     calls_dir.mkdir()
     stub = f'python() {{ printf "%s\\n" "$@" >"$(mktemp "{calls_dir}/call.XXXXXX")"; return 1; }}'

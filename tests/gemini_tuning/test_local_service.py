@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from types import SimpleNamespace
 
 import pandas as pd
@@ -185,29 +186,44 @@ def test_a_create_that_waits_lives_as_long_as_its_job_and_a_retry_adopts_it(data
     assert confirmed["state"] == "JOB_STATE_SUCCEEDED"  # ended already: returned without deferring
 
 
-@pytest.mark.slow
-def test_killing_the_deferred_wait_cancels_the_job(datasets, monkeypatch):
-    """Through Airflow's own TriggerRunner: a restart leaves the job running, a user's kill cancels it."""
-    from airflow.jobs.triggerer_job_runner import TriggerRunner
-    from airflow.sdk import TaskInstanceState
-    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-
-    hook = GenAITuningHook()
-    job, _ = create_job(datasets, epoch_count="50")
-    trigger = defer(TuningJobSensor(task_id="wait", job_name=job["name"], poll_interval=0.5), task_context())
+def deferred_wait(job_name: str) -> TuningJobTrigger:
+    """The sensor's trigger, with the task instance the triggerer gives it."""
+    trigger = defer(TuningJobSensor(task_id="wait", job_name=job_name, poll_interval=0.5), task_context())
     trigger.task_instance = SimpleNamespace(
         id="ti-1", dag_id="d", task_id="wait", run_id="r", map_index=-1, try_number=1, context_carrier=None
     )
+    return trigger
+
+
+def in_triggerer(trigger: TuningJobTrigger):
+    """Airflow's own TriggerRunner running ``trigger`` as trigger 1; returns the runner and its task."""
+    from airflow.jobs.triggerer_job_runner import TriggerRunner
+
+    runner = TriggerRunner()
+    task = asyncio.create_task(runner.run_trigger(1, trigger))
+    runner.triggers[1] = {"task": task, "name": "wait", "events": 0, "is_watcher": False}
+    return runner, task
+
+
+async def kill_as_a_user(runner) -> None:
+    """What the triggerer does once a user marked the task failed: it drains its to_cancel queue."""
+    runner.to_cancel.append(1)
+    await runner.cancel_triggers()
+
+
+@pytest.mark.slow
+def test_killing_the_deferred_wait_cancels_the_job(datasets):
+    """A restart leaves the job running, a user's kill cancels it."""
+    hook = GenAITuningHook()
+    job, _ = create_job(datasets, epoch_count="50")
+    trigger = deferred_wait(job["name"])
     assert wait_for_state(hook, job["name"], {"JOB_STATE_RUNNING"}) == "JOB_STATE_RUNNING"
 
     async def run_then_stop(user_action: bool):
-        runner = TriggerRunner()
-        task = asyncio.create_task(runner.run_trigger(1, trigger))
-        runner.triggers[1] = {"task": task, "name": "wait", "events": 0, "is_watcher": False}
-        await asyncio.sleep(1.5)
-        if user_action:  # the task was marked failed: the triggerer drains its to_cancel queue
-            runner.to_cancel.append(1)
-            await runner.cancel_triggers()
+        runner, task = in_triggerer(trigger)
+        await asyncio.sleep(1.5)  # a few polls
+        if user_action:
+            await kill_as_a_user(runner)
         else:  # the triggerer shuts down or hands the trigger to another triggerer
             task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -216,10 +232,44 @@ def test_killing_the_deferred_wait_cancels_the_job(datasets, monkeypatch):
     asyncio.run(run_then_stop(user_action=False))
     assert job_state(hook.get_tuning_job(job["name"])) == "JOB_STATE_RUNNING"
 
-    monkeypatch.setattr(  # what the supervisor answers once the user marked the task failed
-        RuntimeTaskInstance, "get_task_states", lambda **kw: {"r": {"wait": TaskInstanceState.FAILED}}
-    )
     asyncio.run(run_then_stop(user_action=True))
+    assert wait_for_state(hook, job["name"], {"JOB_STATE_CANCELLED"}) == "JOB_STATE_CANCELLED"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("blocking_call", ["__init__", "get_genai_client"])
+def test_a_kill_while_the_trigger_builds_its_client_cancels_the_job(datasets, monkeypatch, blocking_call):
+    """
+    The trigger builds its hook and client in a thread; a kill landing then must still reach on_kill.
+
+    The triggerer tells a user's kill from a shutdown by the cancellation's message, which asgiref's
+    sync_to_async dropped: the job kept running (a clean-clone CI run caught it, 1 run in many).
+    """
+    hook = GenAITuningHook()
+    job, _ = create_job(datasets, epoch_count="50")
+    trigger = deferred_wait(job["name"])
+    entered, release = threading.Event(), threading.Event()
+    original = getattr(GenAITuningHook, blocking_call)
+
+    def blocks_the_first_time(*args, **kwargs):
+        if not entered.is_set():  # the trigger's own hook; on_kill's hook then passes
+            entered.set()
+            release.wait(timeout=120)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(GenAITuningHook, blocking_call, blocks_the_first_time)
+
+    async def kill_while_blocked():
+        runner, task = in_triggerer(trigger)
+        assert await asyncio.to_thread(entered.wait, 120)
+        await kill_as_a_user(runner)  # while the trigger's thread still blocks
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(kill_while_blocked())
+    # on_kill ran before the trigger's task ended, so the cancel was already asked for
+    assert job_state(hook.get_tuning_job(job["name"])) in {"JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED"}
     assert wait_for_state(hook, job["name"], {"JOB_STATE_CANCELLED"}) == "JOB_STATE_CANCELLED"
 
 

@@ -18,14 +18,13 @@ DAG files and the triggerer import this module cheaply.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import warnings
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-from asgiref.sync import sync_to_async
 
 from airflow.providers.google.common.hooks.base_google import GoogleBaseAsyncHook, GoogleBaseHook
 from gemini_tuning.jobs import DEFAULT_CONN_ID, TUNING_METRICS
@@ -466,10 +465,25 @@ class GenAITuningAsyncHook(GoogleBaseAsyncHook):
     def __init__(self, gcp_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(gcp_conn_id=gcp_conn_id, **kwargs)
 
+    # Blocking work (reading the connection, building clients) runs through asyncio.to_thread, not
+    # asgiref's sync_to_async as in the base class: sync_to_async drops a cancellation's message,
+    # and the triggerer calls ``on_kill`` (which cancels the job) only when that message says a
+    # user stopped the task. A kill that landed during such a call left the job running.
+
+    async def get_sync_hook(self) -> GenAITuningHook:
+        if not self._sync_hook:
+            self._sync_hook = await asyncio.to_thread(self.sync_hook_class, **self._hook_kwargs)
+        return self._sync_hook
+
     async def _client(self, job: str) -> Any:
         """The sync hook for ``job``'s region and its async client (built off the event loop)."""
-        hook = (await self.get_sync_hook()).for_job(job)
-        return hook, await sync_to_async(lambda: hook.client.aio)()
+        sync_hook = await self.get_sync_hook()
+
+        def build() -> tuple[GenAITuningHook, Any]:
+            hook = sync_hook.for_job(job)
+            return hook, hook.client.aio
+
+        return await asyncio.to_thread(build)
 
     async def get_tuning_job(self, name: str) -> TuningJob:
         hook, client = await self._client(name)

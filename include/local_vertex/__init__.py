@@ -70,8 +70,9 @@ curl; for storage, google-cloud-storage, GCSHook and gcsfs through STORAGE_EMULA
 
 Errors: {"error": {"code": 400, "message": "...", "status": "INVALID_ARGUMENT"}}.
 
-generateContent: the generation process answers the requests that wait as one batch (one
-forward pass per token for all of them). maxOutputTokens defaults to 512 (or what is left of the
+generateContent: the generation process decodes every request it has with one forward pass per
+token for all of them, and a request that arrives joins them at the next token (continuous
+batching; at most 32 rows at once). maxOutputTokens defaults to 512 (or what is left of the
 model's context, if less) and may not exceed what the prompt leaves of the context;
 candidateCount is 1 to 8. At most --generation-max-queue requests wait or run at once (more get
 429 RESOURCE_EXHAUSTED), each for at most --generation-timeout seconds (then 504

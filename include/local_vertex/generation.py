@@ -3,9 +3,9 @@
 The API process never loads a model: it resolves which model a request needs, hands the request
 to the generation process (JSON lines on its stdin and stdout) and awaits the answer (or, for a
 streamed one, its text as it settles). The routes use four calls: generate, stream,
-count_tokens and compute_tokens. That
-process answers the requests waiting at once as one batch (dynamic batching: while a batch
-decodes, the next one gathers), so concurrent requests cost little more than one. A crash or an
+count_tokens and compute_tokens. That process decodes every request it has in one forward pass
+per token, and a request that arrives joins them at the next token (continuous batching, see
+tuning_engine/decoding.py), so concurrent requests cost little more than one. A crash or an
 out-of-memory kill there fails the requests in flight with a clear error and nothing else: the
 API and the trainings carry on, and the next request starts a fresh process.
 
@@ -29,7 +29,6 @@ import queue
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
@@ -40,12 +39,6 @@ from include.local_vertex.errors import ApiError
 from include.local_vertex.processes import describe_exit, die_with_parent, spawn_module, stop_process
 
 log = logging.getLogger(__name__)
-# Requests decoded together; more wait for the next batch. A decoding step reads every weight
-# whatever the rows, so on a CPU a 32-row step costs about 1.25x a 16-row one (100 SmolLM2 prompts, 16
-# tokens each: 18 s of CPU in batches of 16, 14 s in 32, 29 s in 8), and 32 in flight from a
-# smoke test comparing two models still decode 16 of each model at once.
-MAX_BATCH = 32
-
 # Returns (the local base model, the adapter folder or None); may be slow the first time
 # (the bundled model is converted once), so it runs off the event loop.
 ModelResolver = Callable[[], tuple[str, Path | None]]
@@ -254,33 +247,25 @@ def _serve_generation() -> None:
         answers.write(orjson.dumps(answer) + b"\n")
         answers.flush()
 
-    while (batch := _next_batch(inbox)) is not None:
-        batch = [message for message in batch if message["id"] not in cancelled]
-        decode = [message for message in batch if message["op"] in ("generate", "stream")]
-        for message in batch:  # token counts need no model: answered at once
-            if message["op"] in ("count_tokens", "compute_tokens"):
+    ending = False
+    while not (ending and not generator.decoding):
+        messages, ending = _waiting(inbox, block=not generator.decoding and not ending, ending=ending)
+        for message in messages:
+            if message["id"] in cancelled:
+                continue
+            if message["op"] in ("count_tokens", "compute_tokens"):  # no model needed: answered at once
                 send(_answer(message["id"], _token_call(generator, message)))
-        if not decode:
-            continue
-        log.info("decoding %d request%s", len(decode), "s" if len(decode) > 1 else "")
-        started = time.monotonic()
-        items = [(message["baseModel"], Path(message["adapterDir"]) if message["adapterDir"] else None,
-                  message["request"]) for message in decode]
-        streamed = {index: (lambda text, request_id=message["id"]: send({"id": request_id, "text": text}))
-                    for index, message in enumerate(decode) if message["op"] == "stream"}
-        try:
-            results = generator.generate_batch(items, cancelled=lambda index: decode[index]["id"] in cancelled,
-                                               on_text=streamed)
-        except Exception as exc:  # noqa: BLE001 - each request must get an answer
-            log.exception("generation failed")
-            results = [exc] * len(decode)
-        for message, result in zip(decode, results):
-            send(_answer(message["id"], result))
-        answers_made = [result for result in results if not isinstance(result, Exception)]
-        log.info("decoded %d request%s (%d rows, %d tokens) in %.2f s", len(decode), "s" if len(decode) > 1 else "",
-                 sum(len(result["candidates"]) for result in answers_made),
-                 sum(result["usageMetadata"]["candidatesTokenCount"] for result in answers_made),
-                 time.monotonic() - started)
+                continue
+            on_text = ((lambda text, request_id=message["id"]: send({"id": request_id, "text": text}))
+                       if message["op"] == "stream" else None)
+            try:
+                generator.start(message["id"], message["baseModel"],
+                                Path(message["adapterDir"]) if message["adapterDir"] else None,
+                                message["request"], on_text)
+            except Exception as exc:  # noqa: BLE001 - each request must get an answer
+                send(_answer(message["id"], exc))
+        for request_id, result in generator.step(lambda request_id: request_id in cancelled):
+            send(_answer(request_id, result))
 
 
 def _token_call(generator, message: dict):
@@ -294,22 +279,17 @@ def _token_call(generator, message: dict):
         return exc
 
 
-def _next_batch(inbox: queue.Queue) -> list[dict] | None:
-    """The requests waiting now (at least one, waiting for it); None at the end of the input."""
-    first = inbox.get()
-    if first is None:
-        return None
-    batch = [first]
-    while len(batch) < MAX_BATCH:
+def _waiting(inbox: queue.Queue, block: bool, ending: bool) -> tuple[list[dict], bool]:
+    """The messages waiting now (waiting for one when `block`), and whether the input has ended."""
+    messages = []
+    while True:
         try:
-            message = inbox.get_nowait()
+            message = inbox.get(block=block and not messages)
         except queue.Empty:
-            break
+            return messages, ending
         if message is None:
-            inbox.put(None)  # end after this batch
-            break
-        batch.append(message)
-    return batch
+            return messages, True
+        messages.append(message)
 
 
 def _answer(request_id: int, result: dict | Exception) -> dict:

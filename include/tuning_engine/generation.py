@@ -8,16 +8,18 @@ each adapter is attached to its base once and switched to by name, so a second c
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
-import random
 import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from collections import deque
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Hashable
 
 from include.tuning_engine.conversation import chat_messages
+from include.tuning_engine.decoding import ModelBatch, Row, new_rows, use_batch_invariant_ops
 from include.tuning_engine.rendering import render_example, render_prompt
 from include.tuning_engine.runtime import load_model, load_tokenizer, runtime, store_frozen_weights_in_bf16
 from include.tuning_engine.threads import ThreadChooser
@@ -28,9 +30,6 @@ MAX_CANDIDATES = 8  # Vertex's limit of candidateCount
 # Gemini's default output limit is far beyond what a small local model can use; an unset
 # maxOutputTokens means this many tokens, or what is left of the model's context if less.
 DEFAULT_MAX_OUTPUT_TOKENS = 512
-# A batch's common prompt start (a system instruction) runs once when that saves at least this
-# many tokens of prefill: below it, the separate pass costs about what it saves.
-MIN_SHARED_PREFIX_SAVING = 32
 
 
 @dataclass(frozen=True)
@@ -79,23 +78,27 @@ class GenerationOptions:
 
 
 class Generator:
-    """One per process: holds the loaded base models and their attached adapters.
+    """One per process: holds the loaded base models and their attached adapters, and the
+    requests being decoded (continuous batching, see decoding.py).
 
-    `generate_batch` answers several requests for the same model with one forward pass per token
-    for all of them (prompts left-padded, each row with its own options, seed and stop), which is
-    what makes concurrent requests cheap: on a small model a batch of 8 costs little more per
-    token than one request.
+    `start` queues a request, `step` decodes one token for every row of one model (models
+    take turns) and returns the requests it finished; new requests join at any step. On a small
+    model a batch of 8 costs little more per token than one request.
     """
 
     def __init__(self):
-        self._lock = threading.Lock()  # one generation at a time: the model is shared
+        self._lock = threading.Lock()  # one model call at a time: the models are shared
         self._loaded: dict[str, tuple[object, object, set[str]]] = {}  # base -> (model, tokenizer, adapter names)
         self._tokenizers: dict[str, object] = {}  # base -> tokenizer, for token counts without the model
         self._threads: ThreadChooser | None = None  # the thread count of decoding steps, chosen by timing them
+        self._batches: dict[tuple[str, str | None], ModelBatch] = {}  # by (base model, adapter folder)
+        self._turns: deque[tuple[str, str | None]] = deque()  # the models in the order they step
+        self._requests: dict[Hashable, _Request] = {}  # started and not yet answered
+        self._calls = itertools.count(1)  # generate_batch's calls, whose requests it names
 
     def generate(self, base_model: str, adapter_dir: Path | None, request: dict,
                  on_text: Callable[[str], None] | None = None) -> dict:
-        """The answer; `on_text`, when given, follows the text as it is decoded (see _Row.add)."""
+        """The answer; `on_text`, when given, follows the text as it is decoded (see Row.add)."""
         result = self.generate_batch([(base_model, adapter_dir, request)], on_text={0: on_text} if on_text else None)[0]
         if isinstance(result, Exception):
             raise result
@@ -105,43 +108,84 @@ class Generator:
                        cancelled: Callable[[int], bool] | None = None,
                        on_text: dict[int, Callable[[str], None]] | None = None) -> list[dict | Exception]:
         """The answer to each (base model, adapter folder, request), or the exception that request
-        raised (ValueError for a bad request). Requests for the same model are decoded together;
-        `cancelled(index)` is polled between tokens and ends that request's decoding early;
-        `on_text[index]` follows that request's text as it settles (a streamed answer)."""
+        raised (ValueError for a bad request), all decoded together; `cancelled(index)` is polled
+        between tokens and ends that request's decoding early; `on_text[index]` follows that
+        request's text as it settles (a streamed answer)."""
         on_text = on_text or {}
+        call = next(self._calls)
+        keys = [f"{call}.{index}" for index in range(len(items))]  # the requests' names in the log
+        index_of = {key: index for index, key in enumerate(keys)}
         results: list[dict | Exception | None] = [None] * len(items)
-        by_model: dict[tuple[str, str | None], list[int]] = {}
-        for index, (base_model, adapter_dir, _) in enumerate(items):
-            by_model.setdefault((base_model, str(adapter_dir) if adapter_dir else None), []).append(index)
-        with self._lock:
-            for (base_model, adapter_dir), indices in by_model.items():
-                try:
-                    model, tokenizer = self._model(base_model, Path(adapter_dir) if adapter_dir else None)
-                except (OSError, ValueError) as exc:
-                    for index in indices:
-                        results[index] = exc
-                    continue
-                rows: list[_Row] = []
-                prompts: dict[int, list[int]] = {}
-                for index in indices:
-                    try:
-                        prompt, options = _prepared(model, tokenizer, items[index][2])
-                        if index in on_text and options.candidate_count != 1:
-                            raise ValueError("generationConfig.candidateCount must be 1 when the answer is streamed")
-                    except ValueError as exc:
-                        results[index] = exc
-                        continue
-                    prompts[index] = prompt
-                    first_seed = options.seed if options.seed is not None else random.randrange(2**31)
-                    rows += [_Row(index, prompt, options, first_seed + candidate, on_text.get(index))
-                             for candidate in range(options.candidate_count)]
-                if rows:
-                    self._threads = self._threads or runtime().thread_chooser()
-                    _decode(model, tokenizer, rows, cancelled, self._threads)
-                for index, prompt in prompts.items():
-                    results[index] = _response(prompt, [row for row in rows if row.item == index],
-                                               base_model, adapter_dir)
+        for index, (key, (base_model, adapter_dir, request)) in enumerate(zip(keys, items)):
+            try:
+                self.start(key, base_model, adapter_dir, request, on_text.get(index))
+            except (OSError, ValueError) as exc:
+                results[index] = exc
+        while any(key in self._requests for key in keys):
+            for key, result in self.step(lambda key: cancelled is not None and cancelled(index_of.get(key, -1))):
+                results[index_of[key]] = result
         return results  # type: ignore[return-value]
+
+    def start(self, key: Hashable, base_model: str, adapter_dir: Path | None, request: dict,
+              on_text: Callable[[str], None] | None = None) -> None:
+        """Queues a request to join the decoding at the next step. A bad request raises
+        ValueError now, a missing model or adapter OSError (FileNotFoundError)."""
+        with self._lock:
+            model, tokenizer = self._model(base_model, adapter_dir)
+            prompt, options = _prepared(model, tokenizer, request)
+            if on_text is not None and options.candidate_count != 1:
+                raise ValueError("generationConfig.candidateCount must be 1 when the answer is streamed")
+            which = (base_model, str(adapter_dir) if adapter_dir else None)
+            if which not in self._batches:
+                self._threads = self._threads or runtime().thread_chooser()
+                self._batches[which] = ModelBatch(model, tokenizer, self._threads)
+                self._turns.append(which)
+            rows = new_rows(key, prompt, options, on_text)
+            self._requests[key] = _Request(which, prompt, rows, time.monotonic())
+            self._batches[which].join(rows)
+            log.info("decoding request %s (%d row%s; %d requests in progress)", key, len(rows),
+                     "s" if len(rows) > 1 else "", len(self._requests))
+
+    @property
+    def decoding(self) -> bool:
+        """Whether a started request is still unanswered."""
+        return bool(self._requests)
+
+    def step(self, cancelled: Callable[[Hashable], bool] = lambda key: False) -> list[tuple[Hashable, dict | Exception]]:
+        """One step of the next model in turn (a token for each of its rows, and the prompts of
+        the requests that join it; see ModelBatch.step); the requests it finished, with their
+        answers (or the exception that failed the model's whole batch, such as running out of
+        memory)."""
+        with self._lock:
+            if not self._turns:
+                return []
+            which = self._turns[0]
+            self._turns.rotate(-1)
+            batch = self._batches[which]
+            try:
+                batch.model = self._model(which[0], Path(which[1]) if which[1] else None)[0]  # its adapter active
+                batch.step(cancelled)
+            except Exception as exc:  # noqa: BLE001 - each request must get an answer
+                log.exception("decoding %s failed", Path(which[0]).name)
+                del self._batches[which]
+                self._turns.remove(which)
+                failed = [key for key, request in self._requests.items() if request.model == which]
+                for key in failed:
+                    del self._requests[key]
+                return [(key, exc) for key in failed]
+            if not batch:
+                del self._batches[which]
+                self._turns.remove(which)
+            done = [key for key, request in self._requests.items()
+                    if request.model == which and all(row.finish_reason for row in request.rows)]
+            answered = []
+            for key in done:
+                request = self._requests.pop(key)
+                answered.append((key, request.response()))
+                log.info("decoded request %s (%d rows, %d tokens) in %.2f s, in a batch of up to %d rows", key,
+                         len(request.rows), sum(len(row.generated) for row in request.rows),
+                         time.monotonic() - request.started, max(row.most_rows for row in request.rows))
+            return answered
 
     def count_tokens(self, base_model: str, request: dict) -> int:
         """Tokens of the request's conversation as the model reads it (chat template included)."""
@@ -176,6 +220,7 @@ class Generator:
         if base_model not in self._loaded:
             started = time.monotonic()
             model = load_model(base_model).requires_grad_(False)
+            use_batch_invariant_ops(model)
             if runtime().bf16:  # then decoding casts no weight at each token
                 store_frozen_weights_in_bf16(model)
             self._loaded[base_model] = (model, self._tokenizers.get(base_model) or load_tokenizer(base_model), set())
@@ -223,50 +268,30 @@ def _prepared(model, tokenizer, request: dict) -> tuple[list[int], GenerationOpt
 
 
 @dataclass
-class _Row:
-    """One candidate being decoded."""
+class _Request:
+    """A request being decoded: its model, prompt and candidates' rows."""
 
-    item: int  # which request of the batch
+    model: tuple[str, str | None]  # (base model, adapter folder)
     prompt: list[int]
-    options: GenerationOptions
-    seed: int
-    on_text: Callable[[str], None] | None = None
-    generated: list[int] = field(default_factory=list)
-    text: str = ""
-    finish_reason: str | None = None
+    rows: list[Row]
+    started: float  # time.monotonic()
 
-    def add(self, token: int, tokenizer, end_tokens: set[int]) -> None:
-        """Takes the next token. `on_text`, when set, is called with the text that is final so
-        far: a tail that may still become a stop sequence, or half a character, is held back."""
-        if token in end_tokens:
-            self.finish_reason = "STOP"
-            return
-        self.generated.append(token)
-        self.text = tokenizer.decode(self.generated, skip_special_tokens=True)
-        cut = min((index for stop in self.options.stop_sequences if (index := self.text.find(stop)) >= 0), default=-1)
-        if cut >= 0:
-            self.text, self.finish_reason = self.text[:cut], "STOP"
-            return
-        if len(self.generated) >= self.options.max_output_tokens:
-            self.finish_reason = "MAX_TOKENS"
-        if self.on_text is not None:
-            self.on_text(_settled(self.text, self.options.stop_sequences))
-
-
-def _response(prompt: list[int], rows: list[_Row], base_model: str, adapter_dir: str | None) -> dict:
-    output_tokens = sum(len(row.generated) for row in rows)
-    return {
-        "candidates": [
-            {"content": {"role": "model", "parts": [{"text": row.text}]}, "finishReason": row.finish_reason, "index": index}
-            for index, row in enumerate(rows)
-        ],
-        "usageMetadata": {
-            "promptTokenCount": len(prompt),
-            "candidatesTokenCount": output_tokens,
-            "totalTokenCount": len(prompt) + output_tokens,
-        },
-        "modelVersion": Path(base_model).name + (f"+{Path(adapter_dir).parent.name}" if adapter_dir else ""),
-    }
+    def response(self) -> dict:
+        base_model, adapter_dir = self.model
+        output_tokens = sum(len(row.generated) for row in self.rows)
+        return {
+            "candidates": [
+                {"content": {"role": "model", "parts": [{"text": row.text}]}, "finishReason": row.finish_reason,
+                 "index": index}
+                for index, row in enumerate(self.rows)
+            ],
+            "usageMetadata": {
+                "promptTokenCount": len(self.prompt),
+                "candidatesTokenCount": output_tokens,
+                "totalTokenCount": len(self.prompt) + output_tokens,
+            },
+            "modelVersion": Path(base_model).name + (f"+{Path(adapter_dir).parent.name}" if adapter_dir else ""),
+        }
 
 
 class _AdaptersOff:
@@ -279,118 +304,6 @@ class _AdaptersOff:
     def __call__(self, **inputs):
         with self._model.disable_adapter():
             return self._model(**inputs)
-
-
-def _decode(model, tokenizer, rows: list[_Row], cancelled: Callable[[int], bool] | None,
-            threads: ThreadChooser | None = None) -> None:
-    """Sample every row token by token, all rows in one forward pass per token, until each has
-    finished (end token, stop sequence, its own maxOutputTokens, or its request cancelled). A row
-    that has finished leaves the batch (and its cache), so a long answer does not keep the short
-    ones computing.
-
-    The tokens that every prompt starts with (a shared system instruction, or all but the last
-    token of a request's candidates) run once, and the rows continue from copies of their keys
-    and values. Causal attention makes this exact: those tokens never see what follows them.
-
-    With `threads`, each decoding step runs at the thread count that timing shows fastest (a
-    step reads every weight whatever the rows, so its time per step is the measure); the prompts'
-    pass runs at the fastest so far."""
-    import torch
-
-    device = runtime().device
-    end_tokens = {tokenizer.eos_token_id, *_as_list(getattr(model.config, "eos_token_id", None))} - {None}
-    samplers = [torch.Generator(device=device).manual_seed(row.seed) for row in rows]
-    shared = _shared_prefix_length([row.prompt for row in rows])
-    if (len(rows) - 1) * shared < MIN_SHARED_PREFIX_SAVING:
-        shared = 0
-    width = max(len(row.prompt) for row in rows) - shared
-    inputs = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), shared + width), dtype=torch.long)
-    mask[:, :shared] = 1
-    for i, row in enumerate(rows):  # left-padded after the shared part: every row's next token is at the end
-        own = row.prompt[shared:]
-        inputs[i, width - len(own):] = torch.tensor(own)
-        mask[i, shared + width - len(own):] = 1
-    positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)[:, shared:]
-    inputs, mask, positions = inputs.to(device), mask.to(device), positions.to(device)
-    live = list(range(len(rows)))  # the rows still decoding, in the batch's order
-    past = None
-    with torch.inference_mode(), runtime().autocast():
-        if threads is not None:
-            threads.use_best()
-        if shared:
-            prefix = torch.tensor([rows[0].prompt[:shared]], device=device)
-            no_logits = torch.zeros(0, dtype=torch.long, device=device)
-            past = model(input_ids=prefix, use_cache=True, logits_to_keep=no_logits).cache
-            past.batch_repeat_interleave(len(rows))
-        prompts_pass = True
-        while True:
-            timed = threads is not None and not prompts_pass
-            if timed:
-                threads.next_count()
-                tick = time.monotonic()
-            output = model(input_ids=inputs, attention_mask=mask, position_ids=positions, cache=past,
-                           use_cache=True, logits_to_keep=1)
-            past = output.cache
-            logits = output.logits[:, -1].float()
-            if timed:
-                threads.record(time.monotonic() - tick, 1)
-            prompts_pass = False
-            for position, i in enumerate(live):
-                row = rows[i]
-                if cancelled is not None and cancelled(row.item):
-                    row.finish_reason = "CANCELLED"
-                else:
-                    row.add(_next_token(logits[position], row.options, samplers[i]), tokenizer, end_tokens)
-            going = [position for position, i in enumerate(live) if rows[i].finish_reason is None]
-            if not going:
-                return
-            if len(going) < len(live):  # finished rows leave the batch, and cost nothing more
-                keep = torch.tensor(going, device=device)
-                past.batch_select_indices(keep)
-                mask, positions = mask[keep], positions[keep]
-                live = [live[position] for position in going]
-            inputs = torch.tensor([rows[i].generated[-1] for i in live], device=device)[:, None]
-            mask = torch.cat([mask, torch.ones((len(live), 1), dtype=mask.dtype, device=device)], dim=1)
-            positions = positions[:, -1:] + 1
-
-
-def _shared_prefix_length(prompts: list[list[int]]) -> int:
-    """How many leading tokens all prompts share, leaving each at least one token of its own."""
-    shortest = min(len(prompt) for prompt in prompts)
-    length = 0
-    while length < shortest - 1 and all(prompt[length] == prompts[0][length] for prompt in prompts):
-        length += 1
-    return length
-
-
-def _settled(text: str, stops: tuple[str, ...]) -> str:
-    """`text` without a tail that could still start a stop sequence or be a partial character."""
-    keep = len(text.rstrip("\ufffd"))
-    for stop in stops:
-        for length in range(min(len(stop) - 1, keep), 0, -1):
-            if text[:keep].endswith(stop[:length]):
-                keep -= length
-                break
-    return text[:keep]
-
-
-def _next_token(logits, options: GenerationOptions, sampler) -> int:
-    """Greedy at temperature 0; otherwise top-k, then nucleus (top-p) sampling."""
-    import torch
-
-    if options.temperature == 0:
-        return int(logits.argmax())
-    logits = logits / options.temperature
-    if options.top_k is not None and options.top_k < logits.numel():
-        threshold = torch.topk(logits, options.top_k).values[-1]
-        logits = logits.masked_fill(logits < threshold, float("-inf"))
-    probabilities = torch.softmax(logits, dim=-1)
-    if options.top_p < 1.0:
-        ordered, order = torch.sort(probabilities, descending=True)
-        outside = ordered.cumsum(dim=-1) - ordered > options.top_p  # keep the smallest set reaching top_p
-        probabilities = probabilities.scatter(0, order, ordered.masked_fill(outside, 0.0))
-    return int(torch.multinomial(probabilities, 1, generator=sampler))
 
 
 def _as_list(value) -> list:

@@ -4,9 +4,9 @@
 The prompts and settings are the main job's (the shipped held-out prompts, temperature 0, 16
 output tokens). The baseline, measured first in the same run, answers them one request at a time;
 then the same prompts go in batches as the generation process forms them from concurrent
-requests. The answers should be the same: in fp32 they are; in bf16 a padded row's attention can
-round differently from the same prompt alone, and a near tie can then tip (the count of identical
-answers is printed). CPU seconds are printed beside wall seconds, as the machine may be shared.
+requests. The answers should be the same: in fp32 they are; in bf16 a row's products can round
+differently with other rows beside it, and a near tie can then tip (the count of identical
+answers is printed; see include/tuning_engine/decoding.py). CPU seconds are printed beside wall seconds, as the machine may be shared.
 With --adapter (a tuned adapter folder, e.g. a main job's `.local_vertex/jobs/<id>/adapter`), the
 tuned model is measured too.
 

@@ -7,7 +7,7 @@ breakdown comes from what the run recorded:
 - the tuning job: its worker's log (start-up, tokenizing, model loading, training steps,
   evaluation, the rest), as the trainer writes it at the end of a run;
 - generation: the generation process's lines in the service log (model and adapter loading,
-  each decoded batch).
+  each decoded request; requests decoded together overlap, so the decoding time is their union).
 Set-up (the virtualenv, the database, converting the bundled model) is done first and not counted.
 
     source scripts/env.sh
@@ -33,7 +33,7 @@ STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")  # Python loggin
 SPENT = re.compile(r"time spent: (.*)")
 THREADS = re.compile(r"threads: (\d+ threads?: .*)")
 PHASE = re.compile(r"([a-z][a-z ]*?) ([\d.]+) s")
-DECODED = re.compile(r"decoded (\d+) requests? \((\d+) rows, (\d+) tokens\) in ([\d.]+) s")
+DECODED = re.compile(r"decoded request \S+ \((\d+) rows, (\d+) tokens\) in ([\d.]+) s, in a batch of up to (\d+) rows")
 LOADED = re.compile(r"(loaded .*?) in ([\d.]+) s")
 
 
@@ -154,14 +154,16 @@ def print_generation(service_log: Path) -> None:
         return
     lines = [line for line in service_log.read_text(errors="replace").splitlines() if "generation:" in line]
     loads = [(m.group(1), float(m.group(2))) for line in lines if (m := LOADED.search(line))]
-    batches = [tuple(map(float, m.groups())) for line in lines if (m := DECODED.search(line))]
-    print(f"\n=== generation process: {len(batches)} batches ===")
+    decoded = [(_stamp(line), *map(float, m.groups())) for line in lines if (m := DECODED.search(line))]
+    print(f"\n=== generation process: {len(decoded)} requests decoded ===")
     for what, seconds in loads:
         print(f"{what:44s} {seconds:8.1f} s")
-    if batches:
-        requests, rows, tokens, seconds = (sum(column) for column in zip(*batches))
-        print(f"decoding {int(requests)} requests ({int(rows)} rows, {int(tokens)} tokens) {seconds:8.1f} s: "
-              f"{requests / seconds:.1f} requests/s, {tokens / seconds:.0f} tokens/s")
+    if decoded:
+        rows, tokens = sum(d[1] for d in decoded), sum(d[2] for d in decoded)
+        seconds = union_seconds([(end - spent, end) for end, _, _, spent, _ in decoded if end is not None])
+        print(f"decoding {len(decoded)} requests ({int(rows)} rows, {int(tokens)} tokens) {seconds:8.1f} s: "
+              f"{len(decoded) / seconds:.1f} requests/s, {tokens / seconds:.0f} tokens/s, "
+              f"batches of up to {int(max(d[4] for d in decoded))} rows")
 
 
 def union_seconds(intervals: list[tuple[float, float]]) -> float:

@@ -17,6 +17,14 @@ def tiny_model(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def smollm2(tmp_path_factory) -> str:
+    """The bundled SmolLM2, converted once per session (about 30 s): where bf16's rounding shows."""
+    from include.tuning_engine.models import ensure_smollm2
+
+    return str(ensure_smollm2(tmp_path_factory.mktemp("models")))
+
+
+@pytest.fixture(scope="session")
 def tiny_tokenizer(tiny_model):
     from include.tuning_engine.runtime import load_tokenizer
 

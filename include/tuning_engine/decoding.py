@@ -49,7 +49,8 @@ MAX_WAITING_STEPS = 4
 
 
 def use_batch_invariant_ops(model) -> None:
-    """Makes `model`'s products and attention give each row the bits it would have alone."""
+    """Makes `model`'s products and attention give each row the bits it would have alone; again
+    after an adapter is attached, for the products it adds."""
     import torch
     from transformers import AttentionInterface
 
@@ -60,7 +61,7 @@ def use_batch_invariant_ops(model) -> None:
     AttentionInterface.register(ROW_ATTENTION, row_attention)
     model.set_attn_implementation(ROW_ATTENTION)
     for module in model.modules():
-        if type(module) is torch.nn.Linear:
+        if type(module) is torch.nn.Linear and "forward" not in vars(module):
             module.forward = MethodType(_batch_invariant_linear, module)
 
 

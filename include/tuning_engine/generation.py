@@ -240,6 +240,7 @@ class Generator:
         elif name not in adapters:
             model.load_adapter(adapter_dir, adapter_name=name)
         if name not in adapters:
+            use_batch_invariant_ops(model)  # the adapter's own products (LoRA's A and B) too
             log.info("loaded the adapter %s in %.1f s", adapter_dir.parent.name, time.monotonic() - started)
         adapters.add(name)
         model.set_adapter(name)

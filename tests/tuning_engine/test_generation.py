@@ -152,6 +152,29 @@ def test_in_bf16_smollm2_answers_in_a_batch_exactly_as_alone(smollm2):
     assert generator.generate_batch([(smollm2, None, request) for request in requests]) == alone
 
 
+def test_a_tuned_adapters_own_products_are_batch_invariant_too(tiny_model, tmp_path, precision):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from include.tuning_engine.decoding import _batch_invariant_linear
+    from include.tuning_engine.runtime import load_model
+
+    torch.manual_seed(0)
+    tuned = get_peft_model(load_model(tiny_model), LoraConfig(r=4, target_modules="all-linear"))
+    for name, weight in tuned.named_parameters():
+        if "lora_B" in name:  # (zeros when new: the adapter would change nothing)
+            torch.nn.init.normal_(weight, std=0.5)
+    tuned.save_pretrained(tmp_path)
+    generator = Generator()
+    requests = [ask(text, temperature=0, maxOutputTokens=8) for text in ("hello", "a longer question", "?")]
+    alone = [generator.generate(tiny_model, tmp_path, request) for request in requests]
+    assert generator.generate_batch([(tiny_model, tmp_path, request) for request in requests]) == alone
+    model, _ = generator._model(tiny_model, tmp_path)
+    products = [module for name, module in model.named_modules() if type(module) is torch.nn.Linear]
+    assert any("lora_A" in name for name, _ in model.named_modules())
+    assert all(module.forward.__func__ is _batch_invariant_linear for module in products)
+
+
 def test_a_request_joins_the_rows_decoding_and_answers_as_alone(tiny_model, tiny_tokenizer, monkeypatch, precision):
     generator = Generator()
     requests = {"long": ask("a much longer question than the next one, about an invoice", temperature=0,

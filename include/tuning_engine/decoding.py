@@ -90,7 +90,7 @@ def row_attention(module, query, key, value, attention_mask, scaling=None, row_s
     grouped = query.shape[1] != key.shape[1]  # grouped-query attention: fewer key heads
     starts = row_starts or [0] * query.shape[0]
     queries, keys = query.shape[2], key.shape[2]
-    pieces = []  # (first row, its rows' output)
+    outputs = [None] * len(starts)  # each row's, in the batch's order
     for start in sorted(set(starts)):
         rows = [row for row, row_start in enumerate(starts) if row_start == start]
         own = min(queries, keys - start)  # the rows' queries: the last ones (padding comes first)
@@ -104,9 +104,9 @@ def row_attention(module, query, key, value, attention_mask, scaling=None, row_s
         if own < queries:  # padding's outputs are never read: zeros
             attended = torch.cat([attended.new_zeros(attended.shape[:2] + (queries - own,) + attended.shape[3:]),
                                   attended], dim=2)
-        pieces += [(row, attended[i:i + 1]) for i, row in enumerate(rows)] if isinstance(index, torch.Tensor) \
-            else [(rows[0], attended)]
-    output = torch.cat([piece for _, piece in sorted(pieces, key=lambda piece: piece[0])])
+        for i, row in enumerate(rows):
+            outputs[row] = attended[i:i + 1]
+    output = torch.cat(outputs)
     return output.transpose(1, 2).contiguous(), None
 
 
@@ -147,7 +147,8 @@ class ModelBatch:
     """The rows being decoded for one model (a base model, or a base with one adapter active).
 
     `join` queues a request's rows; `step` decodes one token for every row that was already
-    there, reads the prompts that joined since the last step, then lets finished rows go."""
+    there, reads the prompts of the requests whose time to join has come (_time_to_join), then
+    lets finished rows go."""
 
     def __init__(self, model, tokenizer, threads: ThreadChooser | None):
         self.model, self.tokenizer, self.threads = model, tokenizer, threads

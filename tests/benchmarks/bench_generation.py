@@ -4,9 +4,9 @@
 The prompts and settings are the main job's (the shipped held-out prompts, temperature 0, 16
 output tokens). The baseline, measured first in the same run, answers them one request at a time;
 then the same prompts go in batches as the generation process forms them from concurrent
-requests. The answers should be the same: in fp32 they are; in bf16 a row's products can round
-differently with other rows beside it, and a near tie can then tip (the count of identical
-answers is printed; see include/tuning_engine/decoding.py). CPU seconds are printed beside wall seconds, as the machine may be shared.
+requests. The answers must be the same, in bf16 too: no neighbour changes a row's numbers (the
+count of identical answers is printed; see include/tuning_engine/decoding.py). CPU seconds are
+printed beside wall seconds, as the machine may be shared; the first line names the machine.
 With --adapter (a tuned adapter folder, e.g. a main job's `.local_vertex/jobs/<id>/adapter`), the
 tuned model is measured too.
 
@@ -39,15 +39,14 @@ def main() -> None:
 
     from include.tuning_engine.generation import Generator
     from include.tuning_engine.models import resolve_base_model
-    from include.tuning_engine.runtime import runtime
+    from tests.benchmarks.machine import describe
 
     base = resolve_base_model("smollm2", args.models_dir)
     records = [json.loads(line) for line in HELDOUT.read_text().splitlines() if line.strip()][: args.prompts]
     requests = [{**record, "contents": record["contents"][:-1],
                  "generationConfig": {"temperature": 0, "maxOutputTokens": args.max_output_tokens}}
                 for record in records]
-    print(f"device {runtime().device}, torch threads {runtime().threads}, bf16 {runtime().bf16}, "
-          f"load {_load()}; {len(requests)} prompts, batches of {args.batch}")
+    print(f"{describe()}; load {_load()}; {len(requests)} prompts, batches of {args.batch}")
     generator = Generator()
     for label, adapter in (("base", None), ("tuned", args.adapter)):
         if label == "tuned" and adapter is None:

@@ -15,7 +15,8 @@ ten times longer than the service on 200 concurrent calls here, and would measur
     python tests/benchmarks/bench_service_load.py [--prompts 100] [--concurrency 8] [--max-tokens 16]
         [--requests 200] [--generations 20] [--rounds 3]
 
-Each figure pools `--rounds` bursts (a single burst on a shared 2-core machine is noisy).
+Each figure pools `--rounds` bursts (a single burst on a shared 2-core machine is noisy). The
+first line names the machine, on which the ratio depends (see the README's Benchmarks section).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 import aiohttp  # noqa: E402
 
+from tests.benchmarks.machine import describe  # noqa: E402
 from tests.fixtures.local_vertex import LocalVertexService, chat_rows  # noqa: E402
 
 
@@ -130,6 +132,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="bursts per figure")
     parser.add_argument("--base-model", help="model folder (default: a tiny model built on the spot)")
     args = parser.parse_args()
+    print(describe())  # a CPU's figures depend on it more than on the code: see machine.py
 
     with tempfile.TemporaryDirectory(prefix="bench-local-vertex-") as tmp:
         base_model = args.base_model

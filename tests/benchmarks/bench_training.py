@@ -110,10 +110,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from include.tuning_engine.models import resolve_base_model
-    from include.tuning_engine.runtime import runtime
+    from tests.benchmarks.machine import describe
 
     model = resolve_base_model("smollm2", args.models_dir)
-    print(f"device {runtime().device}, torch threads {runtime().threads}, load {os.getloadavg()}")
+    print(f"{describe()}; load {os.getloadavg()}")
     if args.quality:
         quality(model, args.epochs)
     else:
@@ -219,34 +219,14 @@ def achieved_flops(model: str, train_file: Path, ours: Outcome, sample_batches: 
         name = torch.cuda.get_device_name()
         peak = next((flops for gpu, flops in GPU_PEAK_FLOPS.items() if gpu in name), None)
         return line + (f", MFU {achieved / peak:.1%} of {name}" if peak else f" on {name}")
+    from tests.benchmarks.machine import cpu_peak_flops, measured_matmul_flops
+
     peak = cpu_peak_flops(runtime().threads, bf16=runtime().bf16)
     ceiling = measured_matmul_flops(bf16=runtime().bf16)
     precision = "bf16" if runtime().bf16 else "fp32"
     return (line + f" ({precision}): {achieved / peak:.0%} of the {peak / 1e9:.0f} GFLOP/s peak of "
             f"{runtime().threads} thread(s), {achieved / ceiling:.0%} of a large {precision} matrix product "
             f"measured now ({ceiling / 1e9:.0f} GFLOP/s)")
-
-
-def cpu_peak_flops(threads: int, bf16: bool) -> float:
-    """threads x clock x lanes x 2 (FMA) x 2 FMA pipes, from /proc/cpuinfo; x2 for bf16 dot products."""
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    mhz = float(next(line.split(":")[1] for line in cpuinfo.splitlines() if line.startswith("cpu MHz")))
-    flags = set(next(line.split(":")[1] for line in cpuinfo.splitlines() if line.startswith("flags")).split())
-    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4  # fp32 lanes of the widest FMA
-    return threads * mhz * 1e6 * lanes * 2 * 2 * (2 if bf16 else 1)
-
-
-def measured_matmul_flops(bf16: bool, size: int = 1024, repeats: int = 10) -> float:
-    """FLOP/s of a large square matrix product on this CPU now: the practical ceiling."""
-    import torch
-
-    dtype = torch.bfloat16 if bf16 else torch.float32
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b
-    started = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * size**3 * repeats / (time.perf_counter() - started)
 
 
 def run_trl(model: str, train_file: Path, work: Path, peak_lr: float, steps: int, setup: str) -> Outcome:
